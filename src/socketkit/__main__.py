@@ -1,0 +1,5 @@
+"""``python -m socketkit``."""
+
+from socketkit.cli.main import entry
+
+entry()

@@ -1,0 +1,67 @@
+"""Options and habits every command shares: -v, --loop, --debug, logging set-up."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from socketkit.errors import UsageError
+from socketkit.runtime.loop import LOOP_NAMES
+
+__all__ = ["add_loop_option", "add_verbose_option", "configure_logging", "positive_float"]
+
+
+def add_verbose_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help=f"narrate {what} on stderr, the way the lecture's lab does (-vv: debug detail)",
+    )
+
+
+def add_loop_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--loop",
+        choices=LOOP_NAMES,
+        default="auto",
+        help="event loop: auto (uvloop when installed), asyncio, uvloop or rloop (default: auto)",
+    )
+
+
+def configure_logging(verbosity: int) -> None:
+    """-v shows the narration (INFO), -vv debug detail; default: warnings only."""
+    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger("socketkit")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def positive_float(text: str) -> float:
+    """argparse type for seconds and rates: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text}")
+    return value
+
+
+def usage(message: str) -> UsageError:
+    return UsageError(message)

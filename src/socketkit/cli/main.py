@@ -1,0 +1,92 @@
+"""``socketkit``: the entry point. Each command lives in its own module under
+``cli/`` and registers itself through ``register(subparsers)``; this module
+owns the one place where errors become a line and an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import NoReturn
+
+from socketkit.errors import EXIT_CODES, SocketkitError, UsageError
+
+__all__ = ["entry", "main"]
+
+COMMANDS = (
+    "socketkit.cli.serve",
+)
+"""Command modules, in the order ``--help`` lists them."""
+
+INTERNAL_ERROR = 70
+INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is our UsageError (exit 64, one line)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _exit_code_epilog() -> str:
+    lines = ["exit codes:"]
+    lines += [f"  {code:>3}  {what}" for what, code in EXIT_CODES.items()]
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="socketkit",
+        description="A hands-on sockets toolkit: small internet services, clients and explorers.",
+        epilog=_exit_code_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show the full traceback of an internal error"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit code. Never raises for expected failures."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args_list
+    args_list = [a for a in args_list if a != "--debug"]
+    try:
+        parser = build_parser()
+        args = parser.parse_args(args_list)
+        if args.command is None:
+            parser.print_help()
+            return UsageError.exit_code
+        code: int = args.handler(args)
+        return code
+    except SocketkitError as exc:
+        print(f"socketkit: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("socketkit: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except BrokenPipeError:
+        # stdout closed early (| head): not an error worth a line.
+        return 0
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        print(
+            f"socketkit: internal error: {type(exc).__name__}: {exc} - this is a bug; "
+            "rerun with --debug for the traceback and report it",
+            file=sys.stderr,
+        )
+        return INTERNAL_ERROR
+
+
+def entry() -> NoReturn:
+    """Console-script entry point."""
+    sys.exit(main())

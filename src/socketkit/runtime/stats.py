@@ -1,0 +1,74 @@
+"""Counters the runtime keeps, and the frozen snapshot it hands out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+__all__ = ["Counters", "ServerStatistics"]
+
+
+@dataclass(frozen=True)
+class ServerStatistics:
+    """What a server did so far; printed as the shutdown summary."""
+
+    connections_served: int = 0
+    connections_active: int = 0
+    connections_refused: int = 0
+    """Accepted and closed at once: the total or per-source cap was reached."""
+    connections_timed_out: int = 0
+    """Closed by the idle timeout."""
+    connections_aborted: int = 0
+    """Closed with pending output: a client that stopped reading, or the grace ran out."""
+    bytes_received: int = 0
+    bytes_sent: int = 0
+    datagrams_received: int = 0
+    datagrams_sent: int = 0
+    datagrams_dropped: int = 0
+    """Datagrams not answered because a UDP guard or the reply budget said no."""
+    accept_errors: int = 0
+    """accept() failures such as EMFILE, each followed by a short back-off."""
+
+    def summary(self) -> str:
+        """One line for people."""
+        parts = [
+            f"{self.connections_served} connections served",
+            f"{self.bytes_received} bytes received",
+            f"{self.bytes_sent} bytes sent",
+            f"{self.datagrams_received} datagrams received",
+            f"{self.datagrams_sent} datagrams sent",
+        ]
+        for name in (
+            "connections_refused",
+            "connections_timed_out",
+            "connections_aborted",
+            "datagrams_dropped",
+            "accept_errors",
+        ):
+            value = getattr(self, name)
+            if value:
+                parts.append(f"{value} {name.replace('_', ' ')}")
+        return ", ".join(parts)
+
+
+class Counters:
+    """The mutable side: plain attributes, cheap to bump on the hot path."""
+
+    def __init__(self) -> None:
+        for f in fields(ServerStatistics):
+            setattr(self, f.name, 0)
+
+    def snapshot(self) -> ServerStatistics:
+        return ServerStatistics(**{f.name: getattr(self, f.name) for f in fields(ServerStatistics)})
+
+    # Declared for the type checker; set in __init__.
+    connections_served: int
+    connections_active: int
+    connections_refused: int
+    connections_timed_out: int
+    connections_aborted: int
+    bytes_received: int
+    bytes_sent: int
+    datagrams_received: int
+    datagrams_sent: int
+    datagrams_dropped: int
+    accept_errors: int

@@ -1,0 +1,232 @@
+"""The one stream adapter (TCP and Unix): a sans-I/O service on an asyncio transport.
+
+It only moves bytes: feed what was read to the protocol, write what the
+protocol has to send, close when it says so. Flow control is explicit:
+
+- reading pauses while the transport's write buffer is above the high-water
+  mark (``pause_writing``), so a client that sends and never reads cannot
+  grow our memory; it resumes below the low-water mark;
+- output is pulled from the protocol only while the transport is writable,
+  so an endless sender (chargen) produces no more than the socket takes;
+- at most ``write_batch`` chunks are pulled per turn before other clients
+  run (fairness between a pipelining client and everyone else).
+
+``BufferedProtocol`` is used so that each recv() asks for exactly
+``read_chunk`` bytes (the lab's 16-byte chunks, or 256 KiB for speed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
+from socketkit.display import escape_payload
+from socketkit.protocols.base import StreamProtocol
+
+if TYPE_CHECKING:
+    from socketkit.runtime.server import _Listener
+
+__all__ = ["StreamConnection"]
+
+log = logging.getLogger("socketkit.server")
+
+
+class StreamConnection(asyncio.BufferedProtocol):
+    """One accepted connection. Created by the server's accept loop."""
+
+    def __init__(
+        self,
+        listener: _Listener,
+        protocol: StreamProtocol,
+        peer: str,
+        source: str,
+        clock: Callable[[], float],
+    ) -> None:
+        self._listener = listener
+        self._proto = protocol
+        self.peer = peer
+        self.source = source
+        self._clock = clock
+        limits = listener.limits
+        self._buffer = bytearray(limits.read_chunk)
+        self._view = memoryview(self._buffer)
+        self._pull = max(limits.write_buffer_high, limits.read_chunk)
+        self._batch = limits.write_batch
+        self._counters = listener.counters
+        self._narrate = log.isEnabledFor(logging.INFO) and listener.narrate
+        self._transport: asyncio.Transport | None = None
+        self._loop = asyncio.get_running_loop()
+        self._write_paused = False
+        self._eof = False
+        self._closing = False
+        self._flush_scheduled = False
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._last_activity = 0.0
+        self.closed = self._loop.create_future()
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    # -- asyncio callbacks -------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio.Transport.
+        self._transport = transport = cast(asyncio.Transport, transport)
+        limits = self._listener.limits
+        transport.set_write_buffer_limits(high=limits.write_buffer_high, low=limits.write_buffer_low)
+        self._last_activity = self._loop.time()
+        if limits.idle_timeout is not None:
+            self._idle_timer = self._loop.call_later(limits.idle_timeout, self._check_idle)
+        if self._narrate:
+            log.info("%s: connection from %s", self._listener.label, self.peer)
+        self._flush()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        data = bytes(self._view[:nbytes])
+        self.bytes_in += nbytes
+        self._counters.bytes_received += nbytes
+        self._last_activity = self._loop.time()
+        if self._narrate:
+            log.info(
+                "%s: received %d bytes from %s: %s",
+                self._listener.label,
+                nbytes,
+                self.peer,
+                escape_payload(data),
+            )
+        try:
+            self._proto.receive_data(data)
+        except Exception:
+            self._fail("receive_data")
+            return
+        self._flush()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        if self._narrate:
+            log.info("%s: %s half-closed (sent FIN)", self._listener.label, self.peer)
+        try:
+            self._proto.receive_eof()
+        except Exception:
+            self._fail("receive_eof")
+            return False
+        self._flush()
+        return True  # keep our write side open until the protocol is done
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        if self._transport is not None and not self._eof:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._transport is not None and not self._eof and not self._closing:
+            self._transport.resume_reading()
+        self._flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        self._listener.connection_closed(self)
+        if self._narrate:
+            how = f" ({exc})" if exc else ""
+            log.info(
+                "%s: client %s closed%s - received %d bytes, sent %d bytes",
+                self._listener.label,
+                self.peer,
+                how,
+                self.bytes_in,
+                self.bytes_out,
+            )
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    # -- our side ----------------------------------------------------------
+
+    def _flush(self) -> None:
+        """Write what the protocol has, in a bounded batch; close when it is done."""
+        self._flush_scheduled = False
+        transport = self._transport
+        if transport is None or self._closing:
+            return
+        proto = self._proto
+        for _ in range(self._batch):
+            if self._write_paused:
+                return
+            try:
+                data = proto.data_to_send(self._pull)
+            except Exception:
+                self._fail("data_to_send")
+                return
+            if not data:
+                break
+            transport.write(data)
+            n = len(data)
+            self.bytes_out += n
+            self._counters.bytes_sent += n
+            self._last_activity = self._loop.time()
+            if self._narrate:
+                log.info(
+                    "%s: sent %d bytes to %s: %s",
+                    self._listener.label,
+                    n,
+                    self.peer,
+                    escape_payload(data),
+                )
+        else:
+            # The protocol may have more: let other clients run first.
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+            return
+        if proto.close_expected():
+            self.close()
+
+    def close(self) -> None:
+        """Close after the pending output is written (FIN, not RST)."""
+        if self._transport is not None and not self._closing:
+            self._closing = True
+            self._transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection now, pending output and all."""
+        if self._transport is not None:
+            self._closing = True
+            self._counters.connections_aborted += 1
+            self._transport.abort()
+
+    def stop_reading(self) -> None:
+        """Used at shutdown once the grace is over: take no new requests."""
+        if self._transport is not None and not self._eof and not self._closing:
+            self._eof = True
+            self._transport.pause_reading()
+
+    def wants_flush(self) -> bool:
+        return self._transport is not None and self._transport.get_write_buffer_size() > 0
+
+    def _check_idle(self) -> None:
+        timeout = self._listener.limits.idle_timeout
+        assert timeout is not None
+        idle = self._loop.time() - self._last_activity
+        if idle < timeout:
+            self._idle_timer = self._loop.call_later(timeout - idle, self._check_idle)
+            return
+        self._counters.connections_timed_out += 1
+        log.info(
+            "%s: closing %s: idle for %.0f s (--idle-timeout)", self._listener.label, self.peer, idle
+        )
+        if self.wants_flush():
+            self.abort()
+        else:
+            self.close()
+
+    def _fail(self, where: str) -> None:
+        """A bug in a protocol must cost only this one client."""
+        log.exception("%s: %s failed for %s; closing it", self._listener.label, where, self.peer)
+        self.abort()
+
+    def extra(self, name: str) -> Any:
+        return None if self._transport is None else self._transport.get_extra_info(name)
