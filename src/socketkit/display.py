@@ -7,9 +7,7 @@ from __future__ import annotations
 __all__ = ["escape_payload", "hexdump"]
 
 _NAMED = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x5C: "\\\\", 0x22: '\\"'}
-_TABLE = [
-    _NAMED.get(b, chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02x}") for b in range(256)
-]
+_TABLE = [_NAMED.get(b, chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02x}") for b in range(256)]
 
 
 def escape_payload(data: bytes, limit: int | None = 80) -> str:

@@ -18,6 +18,8 @@ __all__ = ["entry", "main"]
 
 COMMANDS = (
     "socketkit.cli.serve",
+    "socketkit.cli.echo",
+    "socketkit.cli.send",
 )
 """Command modules, in the order ``--help`` lists them."""
 

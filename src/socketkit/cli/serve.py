@@ -105,8 +105,7 @@ def register(sub: Any) -> None:
         "--max-per-source",
         type=positive_int,
         default=_DEFAULTS.max_connections_per_source,
-        help="open connections from one address "
-        f"(default {_DEFAULTS.max_connections_per_source})",
+        help=f"open connections from one address (default {_DEFAULTS.max_connections_per_source})",
     )
     limits.add_argument(
         "--idle-timeout",
@@ -229,7 +228,9 @@ async def _serve(server: Server, host: str) -> int:
         signals += 1
         if signals == 1:
             print(
-                "socketkit: shutting down (Ctrl-C again to stop at once)", file=sys.stderr, flush=True
+                "socketkit: shutting down (Ctrl-C again to stop at once)",
+                file=sys.stderr,
+                flush=True,
             )
             server.request_shutdown()
         else:

@@ -105,10 +105,14 @@ def plan_bindings(
     """
     infos = [s if isinstance(s, ServiceInfo) else get_service(s) for s in services]
     if port is not None and len(infos) > 1:
-        raise UsageError("--port names one port: with several services use --port-base or NAME=PORT")
+        raise UsageError(
+            "--port names one port: with several services use --port-base or NAME=PORT"
+        )
     plan: list[Binding] = []
     for info in infos:
-        chosen = (ports or {}).get(info.name, port if port is not None else info.default_port(port_base))
+        chosen = (ports or {}).get(
+            info.name, port if port is not None else info.default_port(port_base)
+        )
         if not 0 <= chosen <= 65535:
             raise UsageError(
                 f"{info.name}: port {chosen} is outside 0-65535 - choose another --port-base"
@@ -272,7 +276,7 @@ class Server:
                     policy=self._udp_policy,
                     narrate=self.narrate,
                 )
-                transport, _ = await loop.create_datagram_endpoint(lambda p=proto: p, sock=sock)
+                transport, _ = await loop.create_datagram_endpoint(_returning(proto), sock=sock)
                 self._udp.append((transport, proto))
             else:
                 listener = _Listener(self, info, sock, ep)
@@ -397,6 +401,10 @@ class Server:
                 conn.closed.set_result(None)
 
 
+def _returning(proto: DatagramEndpoint) -> Callable[[], DatagramEndpoint]:
+    return lambda: proto
+
+
 async def _wait_all(conns: set[StreamConnection], timeout: float) -> None:
     waiting = [c.closed for c in conns if not c.closed.done()]
     if waiting and timeout > 0:
@@ -407,7 +415,9 @@ def _group(bindings: Sequence[Binding]) -> list[list[Binding]]:
     """Bindings that must share one port number: same service, host and port."""
     groups: dict[tuple[str, str, int, str | None], list[Binding]] = {}
     for b in bindings:
-        key = (b.info.name, b.host, b.port, b.path) if b.transport != "unix" else ("", "", 0, b.path)
+        key = (
+            (b.info.name, b.host, b.port, b.path) if b.transport != "unix" else ("", "", 0, b.path)
+        )
         groups.setdefault(key, []).append(b)
     return list(groups.values())
 
@@ -553,4 +563,3 @@ def _unlink_socket(path: str) -> None:
     with contextlib.suppress(OSError):
         if stat.S_ISSOCK(os.stat(path).st_mode):
             os.unlink(path)
-

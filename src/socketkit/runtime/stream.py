@@ -74,7 +74,9 @@ class StreamConnection(asyncio.BufferedProtocol):
         # uvloop's transports do not subclass asyncio.Transport.
         self._transport = transport = cast(asyncio.Transport, transport)
         limits = self._listener.limits
-        transport.set_write_buffer_limits(high=limits.write_buffer_high, low=limits.write_buffer_low)
+        transport.set_write_buffer_limits(
+            high=limits.write_buffer_high, low=limits.write_buffer_low
+        )
         self._last_activity = self._loop.time()
         if limits.idle_timeout is not None:
             self._idle_timer = self._loop.call_later(limits.idle_timeout, self._check_idle)
@@ -216,7 +218,10 @@ class StreamConnection(asyncio.BufferedProtocol):
             return
         self._counters.connections_timed_out += 1
         log.info(
-            "%s: closing %s: idle for %.0f s (--idle-timeout)", self._listener.label, self.peer, idle
+            "%s: closing %s: idle for %.0f s (--idle-timeout)",
+            self._listener.label,
+            self.peer,
+            idle,
         )
         if self.wants_flush():
             self.abort()

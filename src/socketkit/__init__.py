@@ -1,0 +1,102 @@
+"""socketkit: the lecture's sockets made real: services, clients, explorers.
+
+The public API is re-exported here; everything else is an implementation
+detail that may move.
+"""
+
+from __future__ import annotations
+
+from socketkit.client import (
+    EchoResult,
+    RelayOptions,
+    RelayResult,
+    connect_datagram,
+    connect_stream,
+    echo,
+    relay,
+)
+from socketkit.endpoints import Endpoint, format_sockaddr, parse_endpoint
+from socketkit.errors import (
+    AddressInUse,
+    AddressNotAvailable,
+    ConnectionLost,
+    ConnectionRefused,
+    DataError,
+    EchoMismatch,
+    LocalProtocolError,
+    NetworkError,
+    PermissionDenied,
+    ProtocolError,
+    RemoteProtocolError,
+    ResolveError,
+    SocketkitError,
+    TimedOut,
+    Unreachable,
+    UsageError,
+)
+from socketkit.protocols import (
+    DatagramService,
+    ServiceInfo,
+    StreamProtocol,
+    get_service,
+    service_names,
+)
+from socketkit.runtime import (
+    Binding,
+    BoundEndpoint,
+    Limits,
+    Server,
+    ServerStatistics,
+    ServerThread,
+    loop_factory,
+    plan_bindings,
+    run,
+    serve_in_thread,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AddressInUse",
+    "AddressNotAvailable",
+    "Binding",
+    "BoundEndpoint",
+    "ConnectionLost",
+    "ConnectionRefused",
+    "DataError",
+    "DatagramService",
+    "EchoMismatch",
+    "EchoResult",
+    "Endpoint",
+    "Limits",
+    "LocalProtocolError",
+    "NetworkError",
+    "PermissionDenied",
+    "ProtocolError",
+    "RelayOptions",
+    "RelayResult",
+    "RemoteProtocolError",
+    "ResolveError",
+    "Server",
+    "ServerStatistics",
+    "ServerThread",
+    "ServiceInfo",
+    "SocketkitError",
+    "StreamProtocol",
+    "TimedOut",
+    "Unreachable",
+    "UsageError",
+    "__version__",
+    "connect_datagram",
+    "connect_stream",
+    "echo",
+    "format_sockaddr",
+    "get_service",
+    "loop_factory",
+    "parse_endpoint",
+    "plan_bindings",
+    "relay",
+    "run",
+    "serve_in_thread",
+    "service_names",
+]

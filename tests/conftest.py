@@ -1,0 +1,78 @@
+"""Shared fixtures: the loop matrix, a strict runner, servers on port 0.
+
+Every integration test runs under asyncio and uvloop (``loop_name``). The
+runner fails a test on any call to the loop's exception handler (uvloop's
+own test base does the same), and every wait is bounded by ``TIMEOUT``,
+scaled by SOCKETKIT_TEST_TIMEOUT_FACTOR on slow machines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+
+from socketkit.runtime import ServerThread, loop_factory, serve_in_thread
+
+T = TypeVar("T")
+
+TIMEOUT = 10.0 * float(os.environ.get("SOCKETKIT_TEST_TIMEOUT_FACTOR", "1"))
+"""Seconds any single network wait in a test may take."""
+
+LOOPS = ["asyncio", "uvloop"]
+
+
+@pytest.fixture(params=LOOPS)
+def loop_name(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    if name == "uvloop":
+        pytest.importorskip("uvloop", reason="uvloop is not installed")
+    return name
+
+
+Runner = Callable[[Callable[[], Awaitable[T]]], T]
+
+
+@pytest.fixture
+def arun(loop_name: str) -> Runner[Any]:
+    """``arun(coro_fn)``: run on a fresh loop of the current kind, strictly, with a timeout."""
+
+    def _run(fn: Callable[[], Awaitable[T]], timeout: float = TIMEOUT) -> T:
+        problems: list[dict[str, Any]] = []
+
+        async def main() -> T:
+            asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: problems.append(ctx))
+            async with asyncio.timeout(timeout):
+                return await fn()
+
+        with asyncio.Runner(loop_factory=loop_factory(loop_name), debug=True) as runner:
+            result = runner.run(main())
+        assert not problems, f"the event loop reported: {problems}"
+        return result
+
+    return _run
+
+
+@pytest.fixture
+def unix_dir() -> Iterator[str]:
+    """A short directory for Unix socket paths (they are limited to ~107 bytes)."""
+    path = tempfile.mkdtemp(prefix="sk-", dir="/tmp")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def echo_server(loop_name: str, unix_dir: str) -> Iterator[ServerThread]:
+    """An echo server on port 0 (TCP and UDP, IPv4) and a Unix socket, in a thread."""
+    server = serve_in_thread("echo", unix=os.path.join(unix_dir, "echo.sock"), loop=loop_name)
+    try:
+        yield server
+    finally:
+        server.stop(timeout=TIMEOUT)
