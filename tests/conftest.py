@@ -16,13 +16,12 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
+from tests.support import TIMEOUT
 
 from socketkit.runtime import ServerThread, loop_factory, serve_in_thread
 
 T = TypeVar("T")
 
-TIMEOUT = 10.0 * float(os.environ.get("SOCKETKIT_TEST_TIMEOUT_FACTOR", "1"))
-"""Seconds any single network wait in a test may take."""
 
 LOOPS = ["asyncio", "uvloop"]
 
@@ -46,7 +45,9 @@ def arun(loop_name: str) -> Runner[Any]:
         problems: list[dict[str, Any]] = []
 
         async def main() -> T:
-            asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: problems.append(ctx))
+            asyncio.get_running_loop().set_exception_handler(
+                lambda _loop, ctx: problems.append(ctx)
+            )
             async with asyncio.timeout(timeout):
                 return await fn()
 

@@ -294,6 +294,9 @@ class Server:
     def request_shutdown(self, grace: float | None = None) -> asyncio.Task[ServerStatistics]:
         """Start a graceful shutdown (idempotent); a second call with grace 0 hurries it."""
         if self._shutdown_task is None:
+            # Stop accepting now, not on the task's first turn: a client that
+            # connects after this call must be refused, not half-accepted.
+            self._stop_listening()
             self._shutdown_task = asyncio.get_running_loop().create_task(self._shutdown(grace))
         elif grace == 0:
             self._abort_all()
@@ -314,12 +317,6 @@ class Server:
 
     async def _shutdown(self, grace: float | None) -> ServerStatistics:
         grace = self.limits.shutdown_grace if grace is None else grace
-        for listener in self._listeners:
-            listener.close()
-        for transport, _ in self._udp:
-            transport.close()
-        for task in list(self._pending):
-            task.cancel()
         if self._active and grace > 0:
             log.info(
                 "shutting down: waiting up to %.1f s for %d open connection(s)",
@@ -339,6 +336,14 @@ class Server:
         if self._closed is not None and not self._closed.done():
             self._closed.set_result(None)
         return stats
+
+    def _stop_listening(self) -> None:
+        for listener in self._listeners:
+            listener.close()
+        for transport, _ in self._udp:
+            transport.close()
+        for task in list(self._pending):
+            task.cancel()
 
     def _abort_all(self) -> None:
         for conn in list(self._active):
