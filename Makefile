@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: run test lint types pytest clean
+.PHONY: run test lint types pytest tools clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,14 @@ lint: $(VENV)/.installed-test
 types: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-pytest: $(VENV)/.installed-test
+# tcpdump reads our pcaps back in the layers tests; installed when we may (root + apt).
+tools:
+	@command -v tcpdump >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && apt-get install -y -qq tcpdump >/dev/null; \
+	  else echo "tcpdump missing and not root: the pcap agreement tests will skip"; fi; }
+
+pytest: $(VENV)/.installed-test tools
 	$(BIN)/python -m pytest $(ARGS)
 
 test: lint types pytest

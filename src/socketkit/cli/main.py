@@ -20,6 +20,7 @@ COMMANDS = (
     "socketkit.cli.serve",
     "socketkit.cli.echo",
     "socketkit.cli.send",
+    "socketkit.cli.layers",
     "socketkit.cli.explore",
 )
 """Command modules, in the order ``--help`` lists them."""
