@@ -9,8 +9,10 @@ ARGS   ?=
 .PHONY: run test lint types pytest tools clean
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "socketkit needs Python 3.11 or newer: $$($(PYTHON) --version)"; exit 1; }
+	@$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+	  echo "could not create a virtual environment: on Debian/Ubuntu run: sudo apt-get install python3-venv"; exit 1; }
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
@@ -21,6 +23,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $@
 
 run: $(VENV)/.installed
+	@echo "socketkit is installed in $(VENV): in another terminal, run . $(VENV)/bin/activate"
 	$(BIN)/socketkit serve $(ARGS)
 
 lint: $(VENV)/.installed-test

@@ -34,6 +34,14 @@ from socketkit.errors import (
     Unreachable,
     UsageError,
 )
+from socketkit.explore import (
+    address_info,
+    classify_address,
+    get_constants,
+    host_info,
+    list_ports,
+    lookup_port,
+)
 from socketkit.protocols import (
     DatagramService,
     ServiceInfo,
@@ -87,11 +95,17 @@ __all__ = [
     "Unreachable",
     "UsageError",
     "__version__",
+    "address_info",
+    "classify_address",
     "connect_datagram",
     "connect_stream",
     "echo",
     "format_sockaddr",
+    "get_constants",
     "get_service",
+    "host_info",
+    "list_ports",
+    "lookup_port",
     "loop_factory",
     "parse_endpoint",
     "plan_bindings",

@@ -70,8 +70,14 @@ async def echo(
             else:
                 result = await _echo_stream(message, endpoint, timeout, chunk)
     except TimeoutError:
-        more = " - UDP reports no error when nobody listens; is the server running?" if udp else ""
-        raise TimedOut(f"no complete echo from {endpoint} within {timeout:g} s{more}") from None
+        hint = (
+            "UDP reports no error when nobody listens; is the server running?"
+            if udp
+            else "is the server up, and is it an echo server?"
+        )
+        raise TimedOut(
+            f"timed out after {timeout:g} s waiting for the echo from {endpoint} - {hint}"
+        ) from None
     return EchoResult(
         result.sent,
         result.received,

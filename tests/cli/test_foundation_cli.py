@@ -1,0 +1,406 @@
+"""The foundation's commands: serve, echo and send, in-process and as subprocesses.
+
+Every expected failure must be one line on stderr with its own exit code and
+no traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from socketkit import Endpoint, ServiceInfo, serve_in_thread
+from socketkit.cli.main import main
+from socketkit.protocols import OutputBuffer, StreamProtocol
+from socketkit.protocols.echo import EchoDatagram
+from socketkit.runtime import ServerThread
+from tests.support import TIMEOUT, closed_port, stalled_listener
+
+PY = [sys.executable, "-m", "socketkit"]
+
+
+def run_cli(*argv: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [*PY, *argv], input=stdin, capture_output=True, timeout=TIMEOUT * 3, check=False
+    )
+
+
+def one_line_error(stderr: bytes) -> str:
+    text = stderr.decode()
+    assert "Traceback" not in text
+    assert text.count("\n") == 1, text
+    assert text.startswith("socketkit: ")
+    return text
+
+
+def addr(ep: Endpoint) -> str:
+    return str(ep)
+
+
+# -- echo -----------------------------------------------------------------------
+
+
+def test_echo_prints_the_reply(
+    echo_server: ServerThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["echo", "hello world", "--to", addr(echo_server.address("echo", "tcp"))]) == 0
+    assert capsys.readouterr().out == "hello world\n"
+
+
+def test_echo_udp_and_unix(echo_server: ServerThread, capsys: pytest.CaptureFixture[str]) -> None:
+    udp = addr(echo_server.address("echo", "udp"))
+    assert main(["echo", "over udp", "--to", udp, "--udp"]) == 0
+    unix = echo_server.address("echo", "unix").path
+    assert unix is not None
+    assert main(["echo", "over unix", "--unix", unix]) == 0
+    assert capsys.readouterr().out == "over udp\nover unix\n"
+
+
+def test_echo_verbose_narrates_16_byte_chunks(
+    echo_server: ServerThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    message = "a message longer than sixteen bytes"
+    ep = addr(echo_server.address("echo", "tcp"))
+    assert main(["echo", message, "--to", ep, "--chunk", "16", "-v"]) == 0
+    out, err = capsys.readouterr()
+    assert out == message + "\n"
+    assert "connected: local 127.0.0.1:" in err
+    assert f"sendall({len(message)} bytes)" in err
+    assert err.count("recv returned 16 bytes") == 2
+    assert "recv returned 3 bytes" in err
+
+
+class ShoutStream(StreamProtocol):
+    """A broken echo server for the test: it answers in upper case."""
+
+    def __init__(self, *, now: float = 0.0) -> None:
+        super().__init__(now=now)
+        self._out = OutputBuffer()
+
+    def _on_data(self, data: bytes) -> None:
+        self._out.append(data.upper())
+
+    def data_to_send(self, max_bytes: int | None = None) -> bytes:
+        return self._out.take(max_bytes)
+
+    def close_expected(self) -> bool:
+        return self.eof_received and not self._out
+
+
+SHOUT = ServiceInfo("shout", "echoes in upper case", None, None, ShoutStream, EchoDatagram, 10999)
+
+
+def test_echo_exits_1_when_the_reply_differs(capsys: pytest.CaptureFixture[str]) -> None:
+    with serve_in_thread(SHOUT, udp=False) as server:
+        assert main(["echo", "quiet", "--to", addr(server.address("shout", "tcp"))]) == 1
+    out, err = capsys.readouterr()
+    assert out == "QUIET\n"
+    assert "reply differs" in err
+
+
+def test_echo_refused_names_the_server_and_the_hint(capsys: pytest.CaptureFixture[str]) -> None:
+    with closed_port() as port:
+        assert main(["echo", "x", "--to", f"127.0.0.1:{port}"]) == 69
+    assert (
+        capsys.readouterr().err
+        == f"socketkit: connection refused by 127.0.0.1:{port} - is the server running?\n"
+    )
+
+
+def test_echo_timeout(capsys: pytest.CaptureFixture[str]) -> None:
+    with stalled_listener() as (host, port):
+        assert main(["echo", "x", "--to", f"{host}:{port}", "--timeout", "0.3"]) == 75
+    assert "timed out" in capsys.readouterr().err
+
+
+def test_echo_name_that_does_not_resolve(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No DNS query leaves the machine: the resolver is replaced for this test.
+    def no_such_name(*args: object, **kwargs: object) -> None:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
+    assert main(["echo", "x", "--to", "no-such-host.example:7", "--loop", "asyncio"]) == 68
+    err = capsys.readouterr().err
+    assert err.startswith("socketkit: cannot resolve no-such-host.example")
+    assert "check the host name" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["echo", "x", "--to", "localhost"], "expected HOST:PORT"),
+        (["echo", "x", "--to", "::1:7"], "brackets"),
+        (["echo", "x", "--to", "127.0.0.1:99999"], "0 to 65535"),
+        (["echo", "x", "--timeout", "-1"], "expected a number > 0"),
+        (["echo"], "required"),
+        (["nosuchcommand"], "invalid choice"),
+        (["serve", "nosuchservice"], "unknown service"),
+        (["serve", "--port-base", "70000"], "choose 0-65535"),
+        (["send"], "send needs HOST:PORT"),
+    ],
+)
+def test_usage_errors_exit_64_with_one_line(
+    argv: list[str], words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 64
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert words in err
+
+
+def test_unreachable_network_in_a_namespace_of_our_own() -> None:
+    """A fresh network namespace has no route at all (lo is down): ENETUNREACH, exit 72."""
+    unshare = shutil.which("unshare")
+    if unshare is None or os.geteuid() != 0:
+        pytest.skip("needs root and unshare(1) to create a network namespace")
+    done = subprocess.run(
+        [unshare, "-n", *PY, "echo", "x", "--to", "127.0.0.1:7"],
+        capture_output=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 72, done.stderr
+    assert "unreachable" in one_line_error(done.stderr)
+
+
+def test_subprocess_errors_have_distinct_codes_and_no_traceback() -> None:
+    with closed_port() as port:
+        refused = run_cli("echo", "x", "--to", f"127.0.0.1:{port}")
+    usage = run_cli("echo", "x", "--to", "nonsense")
+    codes = {refused.returncode, usage.returncode}
+    assert codes == {69, 64}
+    for done in (refused, usage):
+        one_line_error(done.stderr)
+
+
+# -- serve ----------------------------------------------------------------------
+
+
+@contextmanager
+def serve_process(
+    *argv: str, last: str = "echo\tunix"
+) -> Iterator[tuple[subprocess.Popen[bytes], list[str]]]:
+    """Start ``socketkit serve``; yield it once it printed the endpoint line ``last``."""
+    proc = subprocess.Popen([*PY, "serve", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        buffer = b""
+        deadline = time.monotonic() + TIMEOUT
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            # Endpoint lines are tab-separated when piped; stderr's "try:" hint follows them.
+            while not any(line.startswith(last) for line in lines):
+                remaining = deadline - time.monotonic()
+                assert remaining > 0, "serve printed no endpoints in time"
+                if not sel.select(remaining):
+                    continue
+                chunk = os.read(proc.stdout.fileno(), 4096)
+                assert chunk, (
+                    f"serve exited: {proc.wait(TIMEOUT)} {proc.stderr.read() if proc.stderr else ''}"
+                )
+                buffer += chunk
+                *complete, buffer_text = buffer.decode().split("\n")
+                buffer = buffer_text.encode()
+                lines += complete
+        yield proc, lines
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(TIMEOUT)
+        for stream in (proc.stdout, proc.stderr):
+            if stream:
+                stream.close()
+
+
+def test_serve_prints_endpoints_serves_and_stops_cleanly_on_sigint(unix_dir: str) -> None:
+    path = os.path.join(unix_dir, "s.sock")
+    with serve_process("echo", "--port", "0", "--unix", path) as (proc, lines):
+        rows = [line.split("\t") for line in lines if line.startswith("echo\t")]
+        transports = {row[1]: row[2] for row in rows}
+        assert set(transports) == {"tcp", "udp", "unix"}
+        host = transports["tcp"].rpartition(":")[0]
+        assert host == "127.0.0.1"
+        assert transports["udp"] == transports["tcp"]
+        for extra in ([], ["--udp"]):
+            done = run_cli("echo", "ping", "--to", transports["tcp"], *extra)
+            assert done.stdout == b"ping\n", done.stderr
+        done = run_cli("echo", "via unix", "--unix", path)
+        assert done.stdout == b"via unix\n"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err.decode()
+    summary = out.decode().strip().splitlines()[-1]
+    assert summary.startswith("socketkit: stopped: 2 connections served")
+    assert "bytes received" in summary
+    assert not os.path.exists(path)
+
+
+def test_serve_sigterm_is_graceful_too(unix_dir: str) -> None:
+    path = os.path.join(unix_dir, "t.sock")
+    with serve_process("echo", "--port", "0", "--unix", path) as (proc, _lines):
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0, err
+    assert out.decode().strip().splitlines()[-1].startswith("socketkit: stopped: 0 connections")
+
+
+def test_serve_port_in_use_exit_73(capsys: pytest.CaptureFixture[str]) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        port = taken.getsockname()[1]
+        assert main(["serve", "echo", "--port", str(port), "--no-udp"]) == 73
+    finally:
+        taken.close()
+    err = capsys.readouterr().err
+    assert err.startswith(f"socketkit: address already in use: 127.0.0.1:{port}")
+    assert err.count("\n") == 1
+
+
+def test_serve_address_not_on_this_machine_exit_78(capsys: pytest.CaptureFixture[str]) -> None:
+    # 192.0.2.1 is TEST-NET-1 (RFC 5737): never one of our addresses; bind fails locally.
+    assert main(["serve", "echo", "--host", "192.0.2.1", "--port", "0"]) == 78
+    assert "not on this machine" in capsys.readouterr().err
+
+
+def test_serve_privileged_port_without_permission_exit_77() -> None:
+    """Root with CAP_NET_BIND_SERVICE dropped is refused ports below 1024, like any user."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() == 0:
+        if setpriv is None:
+            pytest.skip("running as root without setpriv(1) to drop CAP_NET_BIND_SERVICE")
+        prefix = [setpriv, "--inh-caps=-net_bind_service", "--bounding-set=-net_bind_service"]
+    else:
+        prefix = []
+    done = subprocess.run(
+        [*prefix, *PY, "serve", "echo", "--port-base", "0", "--no-udp"],
+        capture_output=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    if done.returncode == 0:
+        pytest.skip("this machine lets anyone bind ports below 1024")
+    assert done.returncode == 77, done.stderr
+    text = one_line_error(done.stderr)
+    assert "ports below 1024 need root or CAP_NET_BIND_SERVICE" in text
+
+
+# -- send -----------------------------------------------------------------------
+
+
+def test_send_8_mib_through_echo_byte_exact(echo_server: ServerThread) -> None:
+    payload = os.urandom(8 * 1024 * 1024)
+    done = run_cli("send", addr(echo_server.address("echo", "tcp")), stdin=payload)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == payload
+
+
+def test_send_message_unix_and_hex(echo_server: ServerThread) -> None:
+    unix = echo_server.address("echo", "unix")
+    done = run_cli("send", str(unix), "hi", "--hex")
+    assert done.stdout == b"hi\n"
+    err = done.stderr.decode()
+    assert "> 00000000  68 69 0a" in err
+    assert "< 00000000  68 69 0a" in err
+
+
+def test_send_udp_one_datagram_per_read(echo_server: ServerThread) -> None:
+    ep = addr(echo_server.address("echo", "udp"))
+    done = run_cli("send", ep, "--udp", "-q", "1", stdin=b"one datagram\n")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"one datagram\n"
+
+
+class GreetStream(StreamProtocol):
+    """Says hello and closes at once, whatever the client does."""
+
+    def __init__(self, *, now: float = 0.0) -> None:
+        super().__init__(now=now)
+        self._out = OutputBuffer()
+        self._out.append(b"hello and goodbye\n")
+
+    def _on_data(self, data: bytes) -> None:
+        pass
+
+    def data_to_send(self, max_bytes: int | None = None) -> bytes:
+        return self._out.take(max_bytes)
+
+    def close_expected(self) -> bool:
+        return not self._out
+
+
+class SilentStream(GreetStream):
+    """Reads everything and says nothing; closes only after the client does.
+
+    Without FIN from the client (--no-shutdown), only -q can end a session with it.
+    """
+
+    def __init__(self, *, now: float = 0.0) -> None:
+        super().__init__(now=now)
+        self._out.take()
+
+    def close_expected(self) -> bool:
+        return self.eof_received
+
+
+GREET = ServiceInfo("greet", "hello, then close", None, None, GreetStream, None, 10998)
+SILENT = ServiceInfo("silent", "never answers", None, None, SilentStream, None, 10997)
+
+
+def test_send_exits_when_the_peer_closes_even_with_stdin_open() -> None:
+    with serve_in_thread(GREET, udp=False) as server:
+        ep = addr(server.address("greet", "tcp"))
+        # stdin stays open (a pipe we never close): only the peer's close can end it.
+        proc = subprocess.Popen([*PY, "send", ep], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            assert proc.stdout is not None
+            out = proc.stdout.read()
+            assert proc.wait(TIMEOUT) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(TIMEOUT)
+            for stream in (proc.stdin, proc.stdout):
+                if stream:
+                    stream.close()
+    assert out == b"hello and goodbye\n"
+
+
+def test_send_no_exit_on_peer_close_keeps_sending_until_input_ends() -> None:
+    with serve_in_thread(GREET, udp=False) as server:
+        ep = addr(server.address("greet", "tcp"))
+        done = run_cli("send", ep, "--no-exit-on-peer-close", stdin=b"more input\n")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"hello and goodbye\n"
+
+
+def test_send_quit_after_eof_ends_a_session_with_a_silent_peer() -> None:
+    with serve_in_thread(SILENT, udp=False) as server:
+        ep = addr(server.address("silent", "tcp"))
+        done = run_cli("send", ep, "--no-shutdown", "-q", "0.1", stdin=b"anyone there?\n")
+        stats = server.statistics()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b""
+    assert stats.bytes_received == len(b"anyone there?\n")
+
+
+def test_send_refused_is_one_line() -> None:
+    with closed_port() as port:
+        done = run_cli("send", f"127.0.0.1:{port}", "x")
+    assert done.returncode == 69
+    assert "is the server running?" in one_line_error(done.stderr)
