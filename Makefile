@@ -27,8 +27,8 @@ run: $(VENV)/.installed
 	$(BIN)/socketkit serve $(ARGS)
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests $(wildcard benchmarks)
+	$(BIN)/ruff format --check src tests $(wildcard benchmarks)
 
 types: $(VENV)/.installed-test
 	$(BIN)/mypy

@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
-from tests.support import TIMEOUT
 
 from socketkit.runtime import ServerThread, loop_factory, serve_in_thread
+from tests.support import TIMEOUT
 
 T = TypeVar("T")
 

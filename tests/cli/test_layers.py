@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support import TIMEOUT, closed_port
 
 from socketkit.cli import layers as layers_cli
 from socketkit.cli.main import main
 from socketkit.errors import PermissionDenied
 from socketkit.layers.capture import Capture, open_packet_capture
+from tests.support import TIMEOUT, closed_port
 
 
 def capture_permitted() -> bool:

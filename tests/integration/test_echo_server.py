@@ -15,10 +15,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from tests.support import TIMEOUT
 
 from socketkit import Binding, Endpoint, Limits, Server, echo
 from socketkit.errors import ConnectionRefused
+from tests.support import TIMEOUT
 
 Run = Callable[[Callable[[], Awaitable[Any]]], Any]
 

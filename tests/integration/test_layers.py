@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from tests.support import TIMEOUT
 
 from socketkit.endpoints import Endpoint, join_host_port
 from socketkit.errors import PermissionDenied
@@ -27,6 +26,7 @@ from socketkit.layers.live import LayersReport, observe
 from socketkit.layers.rootless import inspect_socket, segment_sizes
 from socketkit.layers.timeline import Conversation
 from socketkit.runtime import Limits, serve_in_thread
+from tests.support import TIMEOUT
 
 MESSAGE = b"This is the message.  It will be repeated."
 

@@ -6,10 +6,10 @@ import socket
 import sys
 
 import pytest
-from tests.unit.explore.explore_fakes import FAKE_SOCKET
 
 from socketkit.errors import UsageError
 from socketkit.explore import constant_groups, get_constants
+from tests.unit.explore.explore_fakes import FAKE_SOCKET
 
 
 def test_every_alias_is_kept() -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import socket
 
 import pytest
-from tests.unit.explore.explore_fakes import fake_catalog, fake_resolver
 
 from socketkit.errors import ResolveError, UsageError
 from socketkit.explore import StaticResolver, address_info, host_info
 from socketkit.explore.resolver import family_name, protocol_name, type_name
+from tests.unit.explore.explore_fakes import fake_catalog, fake_resolver
 
 
 def test_this_machine_by_default() -> None:

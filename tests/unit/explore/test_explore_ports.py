@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.unit.explore.explore_fakes import FAKE_LISTENERS, LINUX_EPHEMERAL, fake_catalog
 
 from socketkit.errors import ResolveError, UsageError
 from socketkit.explore import PortRange, iana_range, list_ports, lookup_port
@@ -18,6 +17,7 @@ from socketkit.explore.ports import (
     parse_proc_net,
     read_listeners,
 )
+from tests.unit.explore.explore_fakes import FAKE_LISTENERS, LINUX_EPHEMERAL, fake_catalog
 
 
 @pytest.mark.parametrize(

@@ -9,16 +9,6 @@ from hypothesis import strategies as st
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import ARP, CookedLinux, Ether, Loopback
 from scapy.packet import Raw
-from tests.unit.layers.builders import (
-    CLIENT,
-    CLIENT6,
-    SERVER,
-    SERVER6,
-    datagram,
-    frames,
-    segment,
-    tcp_exchange,
-)
 
 from socketkit.layers.decode import (
     LINKTYPE_ETHERNET,
@@ -30,6 +20,16 @@ from socketkit.layers.decode import (
     decode_frames,
     deduplicate,
     flag_names,
+)
+from tests.unit.layers.builders import (
+    CLIENT,
+    CLIENT6,
+    SERVER,
+    SERVER6,
+    datagram,
+    frames,
+    segment,
+    tcp_exchange,
 )
 
 

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from scapy.layers.inet import IP, TCP
 from scapy.utils import PcapNgWriter, wrpcap
-from tests.unit.layers.builders import frames, tcp_exchange
 
 from socketkit.errors import DataError, PermissionDenied, UsageError
 from socketkit.layers import capture
 from socketkit.layers.capture import grant_hint, open_packet_capture, read_pcap, write_pcap
 from socketkit.layers.decode import LINKTYPE_RAW, Frame, decode_frames
+from tests.unit.layers.builders import frames, tcp_exchange
 
 
 def test_what_we_write_reads_back_the_same(tmp_path: Path) -> None:

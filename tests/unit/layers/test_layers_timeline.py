@@ -2,15 +2,6 @@
 
 from __future__ import annotations
 
-from tests.unit.layers.builders import (
-    CLIENT,
-    SERVER,
-    datagram,
-    frames,
-    segment,
-    tcp_exchange,
-)
-
 from socketkit.layers.decode import decode_frames
 from socketkit.layers.exchange import AppCall
 from socketkit.layers.timeline import (
@@ -18,6 +9,14 @@ from socketkit.layers.timeline import (
     build_timeline,
     infer_conversation,
     is_complete,
+)
+from tests.unit.layers.builders import (
+    CLIENT,
+    SERVER,
+    datagram,
+    frames,
+    segment,
+    tcp_exchange,
 )
 
 CONV = Conversation.of("tcp", CLIENT, SERVER)
