@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ from socketkit.cli.main import main
 from socketkit.protocols import OutputBuffer, StreamProtocol
 from socketkit.protocols.echo import EchoDatagram
 from socketkit.runtime import ServerThread
-from tests.support import TIMEOUT, closed_port, stalled_listener
+from tests.support import TIMEOUT, closed_port, recv_until_eof, stalled_listener
 
 PY = [sys.executable, "-m", "socketkit"]
 
@@ -381,12 +382,45 @@ def test_send_exits_when_the_peer_closes_even_with_stdin_open() -> None:
     assert out == b"hello and goodbye\n"
 
 
+@contextmanager
+def half_closing_peer() -> Iterator[tuple[str, list[bytes]]]:
+    """A peer that greets, half-closes (FIN) and then reads until we close."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(TIMEOUT)
+    got: list[bytes] = []
+
+    def serve_one() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(TIMEOUT)
+            conn.sendall(b"hello, I am done talking\n")
+            conn.shutdown(socket.SHUT_WR)
+            got.append(recv_until_eof(conn))
+
+    thread = threading.Thread(target=serve_one, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{listener.getsockname()[1]}", got
+    finally:
+        thread.join(TIMEOUT)
+        listener.close()
+
+
 def test_send_no_exit_on_peer_close_keeps_sending_until_input_ends() -> None:
-    with serve_in_thread(GREET, udp=False) as server:
-        ep = addr(server.address("greet", "tcp"))
+    with half_closing_peer() as (ep, got):
         done = run_cli("send", ep, "--no-exit-on-peer-close", stdin=b"more input\n")
     assert done.returncode == 0, done.stderr
-    assert done.stdout == b"hello and goodbye\n"
+    assert done.stdout == b"hello, I am done talking\n"
+    assert got == [b"more input\n"], "our input still reached the half-closed peer"
+
+
+def test_send_default_stops_when_the_peer_half_closes() -> None:
+    with half_closing_peer() as (ep, _got):
+        done = run_cli("send", ep, "hi")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"hello, I am done talking\n"
 
 
 def test_send_quit_after_eof_ends_a_session_with_a_silent_peer() -> None:

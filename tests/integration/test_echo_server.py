@@ -138,11 +138,21 @@ def test_stale_unix_socket_file_is_replaced(arun: Run, unix_dir: str) -> None:
     arun(main)
 
 
-def test_chunk_16_server_reads_in_16_byte_chunks(
-    arun: Run, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(logging.getLogger("socketkit"), "propagate", True)
-    caplog.set_level(logging.INFO, logger="socketkit.server")
+class Recorder(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_chunk_16_server_reads_in_16_byte_chunks(arun: Run) -> None:
+    recorder = Recorder()
+    logger = logging.getLogger("socketkit.server")
+    logger.addHandler(recorder)
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
 
     async def main() -> None:
         limits = Limits(read_chunk=16)
@@ -150,18 +160,21 @@ def test_chunk_16_server_reads_in_16_byte_chunks(
             ep = server.address("echo", "tcp")
             result = await echo(MESSAGE, ep, chunk=16)
             assert result.received == MESSAGE
-            assert max(result.chunks) <= 16 and len(result.chunks) >= 3
+            assert max(result.chunks) <= 16
+            assert len(result.chunks) >= 3
 
-    arun(main)
-    sizes = [
-        int(r.getMessage().split("received ")[1].split()[0])
-        for r in caplog.records
-        if "received " in r.getMessage() and "bytes from" in r.getMessage()
-    ]
-    assert sizes and max(sizes) <= 16 and sum(sizes) == len(MESSAGE)
-    messages = " ".join(r.getMessage() for r in caplog.records)
-    assert "connection from 127.0.0.1:" in messages
-    assert "closed" in messages
+    try:
+        arun(main)
+    finally:
+        logger.removeHandler(recorder)
+        logger.setLevel(old_level)
+    received = [m for m in recorder.messages if "received " in m and " bytes from " in m]
+    sizes = [int(m.split("received ")[1].split()[0]) for m in received]
+    assert max(sizes) <= 16
+    assert sum(sizes) == len(MESSAGE)
+    text = "\n".join(recorder.messages)
+    assert "connection from 127.0.0.1:" in text
+    assert "closed" in text
 
 
 def test_half_close_gets_everything_then_server_closes(arun: Run) -> None:

@@ -203,23 +203,6 @@ def _run(args: argparse.Namespace) -> int:
 async def _serve(server: Server, host: str) -> int:
     loop = asyncio.get_running_loop()
     endpoints = await server.start()
-    print_table(
-        ["service", "transport", "address", "family"],
-        [(e.service, e.transport, e.address, e.family) for e in endpoints],
-        title=f"socketkit serving on {loop_name(loop)} (Ctrl-C to stop)",
-    )
-    if not _is_loopback(host) and any(e.transport != "unix" for e in endpoints):
-        exposed = ", ".join(sorted({e.service for e in endpoints if e.transport != "unix"}))
-        print(
-            f"socketkit: warning: listening on {host}, reachable from other machines: {exposed}",
-            file=sys.stderr,
-        )
-    first = endpoints[0]
-    if first.transport == "unix":
-        print(f"try: socketkit echo hello --unix {first.address.path}", file=sys.stderr)
-    elif first.service == "echo":
-        print(f"try: socketkit echo hello --to {first.address}", file=sys.stderr)
-    sys.stdout.flush()
 
     signals = 0
 
@@ -236,9 +219,27 @@ async def _serve(server: Server, host: str) -> int:
         else:
             server.request_shutdown(0)
 
+    # Handlers first: whoever reads the table may signal us at once.
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
     try:
+        print_table(
+            ["service", "transport", "address", "family"],
+            [(e.service, e.transport, e.address, e.family) for e in endpoints],
+            title=f"socketkit serving on {loop_name(loop)} (Ctrl-C to stop)",
+        )
+        if not _is_loopback(host) and any(e.transport != "unix" for e in endpoints):
+            exposed = ", ".join(sorted({e.service for e in endpoints if e.transport != "unix"}))
+            print(
+                f"socketkit: warning: listening on {host}, reachable from other machines: {exposed}",
+                file=sys.stderr,
+            )
+        first = endpoints[0]
+        if first.transport == "unix":
+            print(f"try: socketkit echo hello --unix {first.address.path}", file=sys.stderr)
+        elif first.service == "echo":
+            print(f"try: socketkit echo hello --to {first.address}", file=sys.stderr)
+        sys.stdout.flush()
         await server.wait_closed()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
