@@ -20,6 +20,7 @@ COMMANDS = (
     "socketkit.cli.serve",
     "socketkit.cli.echo",
     "socketkit.cli.send",
+    "socketkit.cli.services",
     "socketkit.cli.layers",
     "socketkit.cli.explore",
 )

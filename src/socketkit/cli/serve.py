@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import functools
 import ipaddress
 import signal
 import sys
@@ -19,8 +21,11 @@ from socketkit.cli.common import (
 from socketkit.cli.render import print_table
 from socketkit.endpoints import parse_port
 from socketkit.errors import UsageError
-from socketkit.protocols import DEFAULT_PORT_BASE, get_service, service_names
-from socketkit.runtime import Limits, Server, loop_name, plan_bindings, run
+from socketkit.protocols import DEFAULT_PORT_BASE, ServiceInfo, get_service, service_names
+from socketkit.protocols.qotd import MAX_QUOTE, QotdDatagram, QotdStream, load_quotes_file
+from socketkit.protocols.sum import MAX_LINE, SumDatagram, SumStream
+from socketkit.runtime import BoundEndpoint, Limits, Server, loop_name, plan_bindings, run
+from socketkit.runtime.guards import UdpGuard
 
 __all__ = ["register"]
 
@@ -33,6 +38,16 @@ examples:
   socketkit serve echo --port 0         any free port (printed at start-up)
   socketkit serve echo --host ::        dual stack: IPv6 and IPv4 on every interface
   socketkit serve echo --unix /tmp/echo.sock --no-tcp --no-udp
+  socketkit serve qotd --quotes my-quotes.txt   your own quotes, one per paragraph
+  socketkit serve sum --port 0 --max-line 1024  the homework's server on a free port
+  socketkit serve --host :: --udp-amplification 2   expose UDP, replies up to 2x the request
+
+UDP safety (why: docs/services.md): datagrams from ports 0, 7, 9, 13, 17, 19,
+37, our own service ports and (unless --udp-allow-low-ports) any port below
+1024 are ignored, as are broadcast and multicast sources; each source address
+gets --udp-rate replies per second; a reply to a non-loopback source carries
+at most --udp-amplification times the request's bytes (chargen and qotd send
+what fits). Loopback sources get full replies unless --udp-guard-loopback.
 
 Ctrl-C or SIGTERM stops accepting, gives open connections --grace seconds to
 finish, then exits 0 with a one-line summary; a second Ctrl-C stops at once.
@@ -129,9 +144,75 @@ def register(sub: Any) -> None:
         metavar="SECONDS",
         help=f"time open connections get to finish at shutdown (default {_DEFAULTS.shutdown_grace:g})",
     )
+    limits.add_argument(
+        "--max-line",
+        type=positive_int,
+        default=MAX_LINE,
+        metavar="BYTES",
+        help=f"sum: longest request line; a longer one gets 'ERR line too long' and the "
+        f"connection closes (default {MAX_LINE})",
+    )
+    udp = p.add_argument_group("UDP guards (against loops, reflection and amplification)")
+    udp.add_argument(
+        "--udp-rate",
+        type=_number_or_off,
+        default=_DEFAULTS.udp_rate,
+        metavar="N|off",
+        help=f"replies per second to one source address (default {_DEFAULTS.udp_rate:g})",
+    )
+    udp.add_argument(
+        "--udp-burst",
+        type=positive_int,
+        default=_DEFAULTS.udp_burst,
+        metavar="N",
+        help=f"replies one source may draw at once before the rate applies "
+        f"(default {_DEFAULTS.udp_burst})",
+    )
+    udp.add_argument(
+        "--udp-amplification",
+        type=_multiple_or_off,
+        default=_DEFAULTS.udp_amplification,
+        metavar="X|off",
+        help="a reply to a non-loopback source carries at most X times the request's bytes "
+        f"(default {_DEFAULTS.udp_amplification:g}; off: no budget)",
+    )
+    udp.add_argument(
+        "--udp-allow-low-ports",
+        action="store_true",
+        help="answer sources on ports 1-1023 (the small services' own ports stay refused)",
+    )
+    udp.add_argument(
+        "--udp-guard-loopback",
+        action="store_true",
+        help="apply the rate limit and the budget to loopback sources too (default: exempt)",
+    )
+    p.add_argument(
+        "--quotes",
+        metavar="FILE",
+        help=f"qotd: quotes from FILE, one per paragraph, each under {MAX_QUOTE} bytes "
+        "(checked at start-up; default: the embedded collection)",
+    )
     add_verbose_option(p, "each connection and chunk")
     add_loop_option(p)
     p.set_defaults(handler=_run)
+
+
+def _number_or_off(text: str) -> float | None:
+    if text.strip().lower() in ("off", "none"):
+        return None
+    return positive_float(text)
+
+
+def _multiple_or_off(text: str) -> float | None:
+    if text.strip().lower() in ("off", "none"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'off', got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a multiple >= 0 or 'off', got {text}")
+    return value
 
 
 def _limits(args: argparse.Namespace) -> Limits:
@@ -144,7 +225,34 @@ def _limits(args: argparse.Namespace) -> Limits:
         write_buffer_high=args.write_buffer,
         write_buffer_low=args.write_buffer // 4,
         shutdown_grace=args.grace,
+        udp_rate=args.udp_rate,
+        udp_burst=args.udp_burst,
+        udp_amplification=args.udp_amplification,
+        udp_loopback_exempt=not args.udp_guard_loopback,
+        udp_allow_low_ports=args.udp_allow_low_ports,
     )
+
+
+def _configured(names: list[str], args: argparse.Namespace) -> list[ServiceInfo]:
+    """The services with the options given on the command line (quotes, line limit)."""
+    quotes = load_quotes_file(args.quotes) if args.quotes else None
+    infos = []
+    for name in names:
+        info = get_service(name)
+        if name == "qotd" and quotes is not None:
+            info = dataclasses.replace(
+                info,
+                stream=functools.partial(QotdStream, quotes=quotes),
+                datagram=functools.partial(QotdDatagram, quotes=quotes),
+            )
+        elif name == "sum" and args.max_line != MAX_LINE:
+            info = dataclasses.replace(
+                info,
+                stream=functools.partial(SumStream, max_line=args.max_line),
+                datagram=functools.partial(SumDatagram, max_line=args.max_line),
+            )
+        infos.append(info)
+    return infos
 
 
 def _ports(values: list[str], services: list[str]) -> tuple[int | None, dict[str, int]]:
@@ -186,8 +294,9 @@ def _run(args: argparse.Namespace) -> int:
         tcp = not udp
     elif udp is None:
         udp = not tcp
+    limits = _limits(args)
     bindings = plan_bindings(
-        services,
+        _configured(services, args),
         host=args.host,
         port=single,
         port_base=args.port_base,
@@ -196,8 +305,12 @@ def _run(args: argparse.Namespace) -> int:
         udp=bool(udp),
         unix=args.unix,
     )
-    server = Server(bindings, limits=_limits(args), narrate=args.verbose > 0)
+    server = Server(bindings, limits=limits, narrate=args.verbose > 0, udp_policy=UdpGuard(limits))
     return run(_serve(server, args.host), loop=args.loop)
+
+
+_TRY = {"echo": "echo hello", "sum": "sum 2 3"}
+"""What to suggest after start-up, per service (others: the bare command)."""
 
 
 async def _serve(server: Server, host: str) -> int:
@@ -223,26 +336,31 @@ async def _serve(server: Server, host: str) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
     try:
-        print_table(
-            ["service", "transport", "address", "family"],
-            [(e.service, e.transport, e.address, e.family) for e in endpoints],
-            title=f"socketkit serving on {loop_name(loop)} (Ctrl-C to stop)",
-        )
-        if not _is_loopback(host) and any(e.transport != "unix" for e in endpoints):
-            exposed = ", ".join(sorted({e.service for e in endpoints if e.transport != "unix"}))
-            print(
-                f"socketkit: warning: listening on {host}, reachable from other machines: {exposed}",
-                file=sys.stderr,
-            )
-        first = endpoints[0]
-        if first.transport == "unix":
-            print(f"try: socketkit echo hello --unix {first.address.path}", file=sys.stderr)
-        elif first.service == "echo":
-            print(f"try: socketkit echo hello --to {first.address}", file=sys.stderr)
-        sys.stdout.flush()
+        _announce(endpoints, host, loop_name(loop))
         await server.wait_closed()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     print(f"socketkit: stopped: {server.statistics().summary()}", flush=True)
     return 0
+
+
+def _announce(endpoints: list[BoundEndpoint], host: str, loop: str) -> None:
+    print_table(
+        ["service", "transport", "address", "family"],
+        [(e.service, e.transport, e.address, e.family) for e in endpoints],
+        title=f"socketkit serving on {loop} (Ctrl-C to stop)",
+    )
+    if not _is_loopback(host) and any(e.transport != "unix" for e in endpoints):
+        exposed = ", ".join(sorted({e.service for e in endpoints if e.transport != "unix"}))
+        print(
+            f"socketkit: warning: listening on {host}, reachable from other machines: {exposed}",
+            file=sys.stderr,
+        )
+    first = endpoints[0]
+    command = _TRY.get(first.service, first.service)
+    if first.transport == "unix" and first.service == "echo":
+        print(f"try: socketkit echo hello --unix {first.address.path}", file=sys.stderr)
+    else:
+        print(f"try: socketkit {command} --to {first.address}", file=sys.stderr)
+    sys.stdout.flush()

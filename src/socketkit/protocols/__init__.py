@@ -11,7 +11,13 @@ from dataclasses import dataclass
 
 from socketkit.errors import UsageError
 from socketkit.protocols.base import DatagramService, OutputBuffer, StreamProtocol
+from socketkit.protocols.chargen import ChargenDatagram, ChargenStream
+from socketkit.protocols.daytime import DaytimeDatagram, DaytimeStream
+from socketkit.protocols.discard import DiscardDatagram, DiscardStream
 from socketkit.protocols.echo import EchoDatagram, EchoStream
+from socketkit.protocols.qotd import QotdDatagram, QotdStream
+from socketkit.protocols.sum import SumDatagram, SumStream
+from socketkit.protocols.timeproto import TimeDatagram, TimeStream
 
 __all__ = [
     "DEFAULT_PORT_BASE",
@@ -72,6 +78,55 @@ _SERVICES: dict[str, ServiceInfo] = {
             well_known_port=7,
             stream=EchoStream,
             datagram=EchoDatagram,
+        ),
+        ServiceInfo(
+            name="discard",
+            summary="reads and throws away everything, answers nothing",
+            rfc=863,
+            well_known_port=9,
+            stream=DiscardStream,
+            datagram=DiscardDatagram,
+        ),
+        ServiceInfo(
+            name="daytime",
+            summary="one human-readable date-time line (UTC), then close",
+            rfc=867,
+            well_known_port=13,
+            stream=DaytimeStream,
+            datagram=DaytimeDatagram,
+        ),
+        ServiceInfo(
+            name="qotd",
+            summary="one quote under 512 characters, then close",
+            rfc=865,
+            well_known_port=17,
+            stream=QotdStream,
+            datagram=QotdDatagram,
+        ),
+        ServiceInfo(
+            name="chargen",
+            summary="72-character rotating lines until the client closes (UDP: 0-512 characters)",
+            rfc=864,
+            well_known_port=19,
+            stream=ChargenStream,
+            datagram=ChargenDatagram,
+        ),
+        ServiceInfo(
+            name="time",
+            summary="4 bytes: seconds since 1900-01-01 UTC, big-endian, then close",
+            rfc=868,
+            well_known_port=37,
+            stream=TimeStream,
+            datagram=TimeDatagram,
+        ),
+        ServiceInfo(
+            name="sum",
+            summary="adds two numbers per line, exactly (the lecture's homework)",
+            rfc=None,
+            well_known_port=None,
+            stream=SumStream,
+            datagram=SumDatagram,
+            fixed_default_port=10100,
         ),
     )
 }

@@ -38,6 +38,22 @@ class Limits:
     write_batch: int = 16
     """Output chunks pulled from one protocol per turn; then other clients run."""
 
+    # -- UDP guards (runtime/guards.py); the small services are classic amplifiers --
+    udp_rate: float | None = 50.0
+    """Replies per second to one source address (token bucket); None: no limit."""
+    udp_burst: int = 100
+    """Replies one source may get at once before the rate applies."""
+    udp_amplification: float | None = 1.0
+    """A reply to a source that could be spoofed carries at most this many times the
+    request's bytes (chargen and qotd send what fits); None: no budget."""
+    udp_loopback_exempt: bool = True
+    """Loopback sources (which cannot be spoofed from the wire) skip the rate limit
+    and the reply budget; tests switch this off."""
+    udp_allow_low_ports: bool = False
+    """Answer sources on ports 1-1023 other than the small services' own ports."""
+    udp_max_sources: int = 65536
+    """Source addresses the rate limiter remembers; the least recently seen go first."""
+
     def __post_init__(self) -> None:
         positive = {
             "max_connections": self.max_connections,
@@ -47,6 +63,8 @@ class Limits:
             "backlog": self.backlog,
             "accept_batch": self.accept_batch,
             "write_batch": self.write_batch,
+            "udp_burst": self.udp_burst,
+            "udp_max_sources": self.udp_max_sources,
         }
         for name, value in positive.items():
             if value < 1:
@@ -57,3 +75,11 @@ class Limits:
             raise UsageError("bad limit idle_timeout: give seconds > 0, or None for no timeout")
         if self.shutdown_grace < 0:
             raise UsageError("bad limit shutdown_grace: give seconds >= 0")
+        if self.udp_rate is not None and not self.udp_rate > 0:
+            raise UsageError(
+                "bad limit udp_rate: give replies per second > 0, or None for no limit"
+            )
+        if self.udp_amplification is not None and not self.udp_amplification >= 0:
+            raise UsageError(
+                "bad limit udp_amplification: give a multiple >= 0, or None for no budget"
+            )

@@ -24,7 +24,16 @@ class ServerStatistics:
     datagrams_received: int = 0
     datagrams_sent: int = 0
     datagrams_dropped: int = 0
-    """Datagrams not answered because a UDP guard or the reply budget said no."""
+    """Datagrams not answered for another reason: a service error, or a reply policy said no."""
+    datagrams_refused: int = 0
+    """Datagrams ignored for their source: a small service's port, a port below 1024,
+    a broadcast, multicast or unspecified address (the UDP loop and reflection guards)."""
+    datagrams_rate_limited: int = 0
+    """Datagrams ignored because their source used up its replies (--udp-rate)."""
+    replies_trimmed: int = 0
+    """UDP replies cut to the amplification budget (chargen, qotd send what fits)."""
+    replies_over_budget: int = 0
+    """UDP replies not sent because they did not fit the amplification budget."""
     accept_errors: int = 0
     """accept() failures such as EMFILE, each followed by a short back-off."""
 
@@ -42,6 +51,10 @@ class ServerStatistics:
             "connections_timed_out",
             "connections_aborted",
             "datagrams_dropped",
+            "datagrams_refused",
+            "datagrams_rate_limited",
+            "replies_trimmed",
+            "replies_over_budget",
             "accept_errors",
         ):
             value = getattr(self, name)
@@ -71,4 +84,8 @@ class Counters:
     datagrams_received: int
     datagrams_sent: int
     datagrams_dropped: int
+    datagrams_refused: int
+    datagrams_rate_limited: int
+    replies_trimmed: int
+    replies_over_budget: int
     accept_errors: int

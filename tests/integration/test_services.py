@@ -1,0 +1,481 @@
+"""The small services and sum on real sockets: TCP, UDP and Unix, IPv4 and IPv6, both loops.
+
+Server and clients share one strict event loop (``arun``): any exception the
+loop reports fails the test, and every wait is under a timeout. Every limit
+is proven by a test that crosses it. Only loopback addresses are used; a
+second UDP "source" is 127.0.0.2 (all of 127/8 is loopback on Linux) or ::1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import pytest
+
+from socketkit import Endpoint, Limits, Server, plan_bindings
+from socketkit.client.services import (
+    chargen,
+    discard,
+    fetch,
+    query_time,
+    repeat_bytes,
+    sum_lines,
+    sum_numbers,
+)
+from socketkit.errors import TimedOut
+from socketkit.protocols.chargen import MAX_UDP_REPLY, pattern
+from socketkit.protocols.qotd import default_quotes
+from socketkit.protocols.timeproto import decode_time
+from socketkit.runtime.guards import UdpGuard
+from tests.support import TIMEOUT
+
+Run = Callable[[Callable[[], Awaitable[Any]]], Any]
+
+SERVICES = ["discard", "daytime", "qotd", "chargen", "time", "sum"]
+DAYTIME = re.compile(
+    rb"(Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day, [A-Z][a-z]+ \d{1,2}, \d{4} \d\d:\d\d:\d\d-UTC\r\n"
+)
+
+
+def make_server(
+    services: Sequence[str] = SERVICES,
+    *,
+    host: str = "127.0.0.1",
+    unix: str | None = None,
+    limits: Limits | None = None,
+    guard: bool = True,
+) -> Server:
+    limits = limits or Limits()
+    bindings = plan_bindings(list(services), host=host, ports=dict.fromkeys(services, 0), unix=unix)
+    if guard:
+        return Server(bindings, limits=limits, udp_policy=UdpGuard(limits))
+    return Server(bindings, limits=limits)
+
+
+def family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+async def open_stream(ep: Endpoint) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    if ep.path is not None:
+        return await asyncio.open_unix_connection(ep.path)
+    return await asyncio.open_connection(ep.host, ep.port)
+
+
+async def read_to_close(ep: Endpoint, send: bytes = b"") -> bytes:
+    reader, writer = await open_stream(ep)
+    try:
+        if send:
+            writer.write(send)
+            await writer.drain()
+        return await reader.read()
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def udp_socket(
+    ep: Endpoint, *, source: tuple[str, int] | None = None
+) -> AsyncIterator[socket.socket]:
+    assert ep.host is not None
+    assert ep.port is not None
+    sock = socket.socket(family(ep.host), socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        if source is not None:
+            sock.bind(source)
+        sock.connect((ep.host, ep.port))
+        yield sock
+    finally:
+        sock.close()
+
+
+def udp_send(sock: socket.socket, payload: bytes) -> None:
+    """send() itself: a loop's sock_sendall may skip an empty payload, and the empty
+    datagram is RFC 868's request. A UDP send on loopback does not block."""
+    sock.send(payload)
+
+
+async def udp_ask(sock: socket.socket, payload: bytes) -> bytes:
+    udp_send(sock, payload)
+    async with asyncio.timeout(TIMEOUT):
+        return await asyncio.get_running_loop().sock_recv(sock, 65536)
+
+
+def assert_nothing_waiting(sock: socket.socket) -> None:
+    with pytest.raises(BlockingIOError):
+        sock.recv(65536)
+
+
+async def udp_barrier(ep: Endpoint) -> None:
+    """A daytime round trip on the same server socket: everything sent before it was handled."""
+    async with udp_socket(ep) as sock:
+        assert DAYTIME.fullmatch(await udp_ask(sock, b"x" * 64))
+
+
+# -- each service on every transport and family ------------------------------------
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_every_service_over_tcp_udp_and_unix(arun: Run, host: str, unix_dir: str) -> None:
+    async def main() -> None:
+        async with make_server(host=host, unix=unix_dir) as server:
+            for transport in ("tcp", "unix"):
+                ep = lambda name, t=transport: server.address(name, t)  # noqa: E731
+                # daytime, qotd, time: one reply, then the server closes.
+                assert DAYTIME.fullmatch(await read_to_close(ep("daytime")))
+                assert await read_to_close(ep("qotd")) in default_quotes()
+                raw = await read_to_close(ep("time"))
+                assert abs(decode_time(raw, near=time.time()) - time.time()) < 5
+                # discard: reads everything, sends nothing, closes after our FIN.
+                reader, writer = await open_stream(ep("discard"))
+                writer.write(b"z" * 1_000_000)
+                await writer.drain()
+                writer.write_eof()
+                assert await reader.read() == b""
+                writer.close()
+                # chargen: the exact pattern, across many reads.
+                reader, writer = await open_stream(ep("chargen"))
+                got = await reader.readexactly(100_000)
+                assert got == pattern(0, 100_000)
+                # The "rude abort" RFC 864 tells the server to expect: close with
+                # data unread (the kernel answers the next segment with RST).
+                writer.close()
+                with contextlib.suppress(ConnectionError):
+                    await writer.wait_closed()
+                # sum: pipelined lines, replies in order, connection stays open.
+                reader, writer = await open_stream(ep("sum"))
+                writer.write(b"2 3\n0.1 0.2\r\n1.50 1.50\nx 1\n")
+                await writer.drain()
+                replies = [await reader.readline() for _ in range(4)]
+                assert replies == [b"5\n", b"0.3\n", b"3.00\n", b"ERR not a number: x\n"]
+                writer.write(b"1e3 1\n")
+                assert await reader.readline() == b"1001\n"
+                writer.write_eof()
+                assert await reader.read() == b""
+                writer.close()
+            udp = lambda name: server.address(name, "udp")  # noqa: E731
+            async with udp_socket(udp("daytime")) as sock:
+                assert DAYTIME.fullmatch(await udp_ask(sock, b""))
+            async with udp_socket(udp("qotd")) as sock:
+                assert await udp_ask(sock, b"") in default_quotes()
+            async with udp_socket(udp("time")) as sock:
+                raw = await udp_ask(sock, b"")  # RFC 868: an empty datagram
+                assert abs(decode_time(raw, near=time.time()) - time.time()) < 5
+            async with udp_socket(udp("chargen")) as sock:
+                for _ in range(20):
+                    reply = await udp_ask(sock, b"")
+                    assert len(reply) <= MAX_UDP_REPLY
+                    assert reply == pattern(0, len(reply))
+            async with udp_socket(udp("sum")) as sock:
+                assert await udp_ask(sock, b"99999999999999999999 1") == b"100000000000000000000\n"
+                assert await udp_ask(sock, b"1e-3 1\n") == b"1.001\n"
+            before = server.statistics()
+            async with udp_socket(udp("discard")) as sock:
+                udp_send(sock, b"into the void")
+                await udp_barrier(udp("daytime"))
+                assert_nothing_waiting(sock)
+            after = server.statistics()
+            assert after.datagrams_received == before.datagrams_received + 2
+            assert after.datagrams_sent == before.datagrams_sent + 1  # the barrier's reply only
+
+    arun(main)
+
+
+def test_clients_over_every_transport(arun: Run, unix_dir: str) -> None:
+    async def main() -> None:
+        async with make_server(unix=unix_dir) as server:
+            for transport in ("tcp", "udp", "unix"):
+                udp = transport == "udp"
+                ep = lambda name, t=transport: server.address(name, t)  # noqa: E731
+                assert DAYTIME.fullmatch((await fetch("daytime", ep("daytime"), udp=udp)).data)
+                assert (await fetch("qotd", ep("qotd"), udp=udp)).data in default_quotes()
+                result = await query_time(ep("time"), udp=udp)
+                assert abs(result.offset) < 2
+                received = bytearray()
+                got = await chargen(ep("chargen"), received.extend, lines=3, udp=udp)
+                assert bytes(received) == pattern(0, len(received))
+                if not udp:
+                    assert got.lines == 3
+                    assert len(received) == 3 * 74
+                got = await chargen(ep("chargen"), lambda _: None, nbytes=10, udp=udp)
+                assert got.bytes_received <= 10
+                assert await sum_numbers("0.1", "0.2", ep("sum"), udp=udp) == "0.3"
+                replies: list[str] = []
+
+                async def lines() -> AsyncIterator[bytes]:
+                    yield b"1 2\n3 "
+                    yield b"4\n\n5 5"
+
+                session = await sum_lines(ep("sum"), lines(), replies.append, udp=udp)
+                assert replies == ["3", "7", "ERR expected two numbers", "10"]
+                assert session.requests == 4
+                if not udp:
+                    sent = await discard(ep("discard"), repeat_bytes(3_000_000))
+                    assert sent.bytes_sent == 3_000_000
+                    assert sent.confirmed
+                else:
+                    sent = await discard(ep("discard"), repeat_bytes(10_000), udp=True)
+                    assert sent.datagrams == 8
+                    assert not sent.confirmed
+
+    arun(main)
+
+
+def test_udp_client_times_out_when_the_server_does_not_answer(arun: Run) -> None:
+    async def main() -> None:
+        async with make_server(["time"], limits=Limits(udp_loopback_exempt=False)) as server:
+            # An empty request leaves a 0-byte budget: the 4-byte time cannot be sent.
+            with pytest.raises(TimedOut, match="chose not to answer"):
+                await query_time(
+                    server.address("time", "udp"), udp=True, request_size=0, timeout=0.5
+                )
+            assert server.statistics().replies_over_budget == 1
+
+    arun(main)
+
+
+# -- TCP limits (the runtime's), proven with these services -------------------------
+
+
+async def sum_client(ep: Endpoint, source: str | None = None) -> tuple[Any, Any]:
+    if source is None:
+        reader, writer = await open_stream(ep)
+    else:
+        reader, writer = await asyncio.open_connection(ep.host, ep.port, local_addr=(source, 0))
+    writer.write(b"1 1\n")
+    assert await reader.readline() == b"2\n"
+    return reader, writer
+
+
+async def assert_refused(ep: Endpoint, source: str | None = None) -> None:
+    """Accepted and closed at once: EOF (or a reset) before any reply."""
+    local = None if source is None else (source, 0)
+    reader, writer = await asyncio.open_connection(ep.host, ep.port, local_addr=local)
+    try:
+        with contextlib.suppress(ConnectionError):
+            writer.write(b"1 1\n")
+            assert await reader.read() == b""
+    finally:
+        writer.close()
+
+
+def test_connection_cap_refuses_cleanly_and_existing_clients_keep_working(arun: Run) -> None:
+    async def main() -> None:
+        async with make_server(["sum"], limits=Limits(max_connections=2)) as server:
+            ep = server.address("sum", "tcp")
+            first = await sum_client(ep)
+            second = await sum_client(ep)
+            await assert_refused(ep)
+            assert server.statistics().connections_refused == 1
+            for reader, writer in (first, second):
+                writer.write(b"2 2\n")
+                assert await reader.readline() == b"4\n"
+                writer.close()
+            await first[1].wait_closed()
+            await second[1].wait_closed()
+
+    arun(main)
+
+
+def test_per_source_cap_refuses_one_source_and_serves_another(arun: Run) -> None:
+    async def main() -> None:
+        async with make_server(["sum"], limits=Limits(max_connections_per_source=1)) as server:
+            ep = server.address("sum", "tcp")
+            held = await sum_client(ep, "127.0.0.1")
+            await assert_refused(ep, "127.0.0.1")
+            other = await sum_client(ep, "127.0.0.2")
+            assert server.statistics().connections_refused == 1
+            for _, writer in (held, other):
+                writer.close()
+
+    arun(main)
+
+
+def test_idle_timeout_closes_a_silent_client(arun: Run) -> None:
+    async def main() -> None:
+        async with make_server(["sum"], limits=Limits(idle_timeout=0.2)) as server:
+            reader, writer = await sum_client(server.address("sum", "tcp"))
+            started = time.monotonic()
+            assert await reader.read() == b""  # the server closed it
+            assert 0.1 < time.monotonic() - started < TIMEOUT
+            assert server.statistics().connections_timed_out == 1
+            writer.close()
+
+    arun(main)
+
+
+def test_sum_line_limit_answers_then_closes(arun: Run, unix_dir: str) -> None:
+    async def main() -> None:
+        async with make_server(["sum"], unix=os.path.join(unix_dir, "sum.sock")) as server:
+            for transport in ("tcp", "unix"):
+                reader, writer = await open_stream(server.address("sum", transport))
+                writer.write(b"2 3\n" + b"1" * 8192 + b"\n" + b"1" * 8193 + b"\n4 5\n")
+                await writer.drain()
+                assert await reader.read() == b"5\nERR expected two numbers\nERR line too long\n"
+                writer.close()
+            async with udp_socket(server.address("sum", "udp")) as sock:
+                assert await udp_ask(sock, b"1" * 8193) == b"ERR line too long\n"
+
+    arun(main)
+
+
+def test_a_client_that_never_reads_cannot_grow_our_memory(arun: Run) -> None:
+    """Flow control: pipelined requests stop being read once replies back up."""
+
+    async def main() -> None:
+        limits = Limits(write_buffer_high=64 * 1024, write_buffer_low=16 * 1024)
+        async with make_server(["sum"], limits=limits) as server:
+            ep = server.address("sum", "tcp")
+            sock = socket.create_connection((ep.host, ep.port), timeout=TIMEOUT)
+            sock.setblocking(False)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            loop = asyncio.get_running_loop()
+            chunk = b"\n" * 65536  # each line is answered with 25 bytes: a 25x amplifier
+            sent = 0
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    while sent < 256 * 1024 * 1024:
+                        await loop.sock_sendall(sock, chunk)
+                        sent += len(chunk)
+            received = server.statistics().bytes_received
+            sock.close()
+            assert sent < 256 * 1024 * 1024, "the server read everything we sent"
+            assert received < 64 * 1024 * 1024
+
+    arun(main)
+
+
+# -- UDP guards -----------------------------------------------------------------------
+
+
+def test_datagram_from_source_port_19_gets_no_reply(arun: Run) -> None:
+    async def main() -> None:
+        async with make_server(["daytime", "chargen"]) as server:
+            ep = server.address("chargen", "udp")
+            try:
+                attacker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                attacker.bind(("127.0.0.1", 19))
+            except PermissionError:
+                attacker.close()
+                pytest.skip("binding source port 19 needs root or CAP_NET_BIND_SERVICE here")
+            except OSError as exc:
+                attacker.close()
+                pytest.skip(f"port 19 is not free on this machine: {exc}")
+            with attacker:
+                attacker.setblocking(False)
+                attacker.connect((ep.host, ep.port))
+                udp_send(attacker, b"chargen, talk to me")
+                async with udp_socket(ep) as sock:  # the barrier: same server socket
+                    assert len(await udp_ask(sock, b"x" * 512)) <= MAX_UDP_REPLY
+                assert_nothing_waiting(attacker)
+            stats = server.statistics()
+            assert stats.datagrams_refused == 1
+            assert "1 datagrams refused" in stats.summary()
+
+    arun(main)
+
+
+def test_the_guard_learns_every_port_we_answer_udp_on(arun: Run) -> None:
+    """The loop guard without privileges: a datagram "from" our own chargen's port
+    (what a spoofed echo-chargen loop looks like) would be refused. We cannot bind
+    that port a second time to send from it, so we ask the server's guard."""
+
+    async def main() -> None:
+        limits = Limits()
+        guard = UdpGuard(limits)
+        bindings = plan_bindings(["chargen", "daytime"], ports={"chargen": 0, "daytime": 0})
+        async with Server(bindings, limits=limits, udp_policy=guard) as server:
+            for name in ("chargen", "daytime"):
+                port = server.address(name, "udp").port
+                assert port is not None
+                assert port >= 1024
+                admission = guard.admit(("127.0.0.1", port), 100)
+                assert admission.counter == "datagrams_refused"
+                assert "our UDP services" in admission.reason
+
+    arun(main)
+
+
+def test_rate_limit_stops_a_flood_from_one_source_while_another_is_served(arun: Run) -> None:
+    async def main() -> None:
+        limits = Limits(udp_rate=0.01, udp_burst=5, udp_loopback_exempt=False)
+        async with make_server(["daytime"], limits=limits) as server:
+            ep = server.address("daytime", "udp")
+            async with udp_socket(ep, source=("127.0.0.1", 0)) as flood:
+                for _ in range(50):
+                    udp_send(flood, b"x" * 64)
+                async with udp_socket(ep, source=("127.0.0.2", 0)) as other:
+                    assert DAYTIME.fullmatch(await udp_ask(other, b"x" * 64))
+                replies = []
+                while True:
+                    try:
+                        replies.append(flood.recv(65536))
+                    except BlockingIOError:
+                        break
+            assert len(replies) == 5
+            stats = server.statistics()
+            assert stats.datagrams_rate_limited == 45
+            assert "45 datagrams rate limited" in stats.summary()
+
+    arun(main)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_replies_never_exceed_the_amplification_budget(arun: Run, host: str) -> None:
+    async def main() -> None:
+        limits = Limits(udp_loopback_exempt=False, udp_rate=None)
+        async with make_server(
+            ["qotd", "chargen", "time", "daytime"], host=host, limits=limits
+        ) as server:
+            udp = lambda name: server.address(name, "udp")  # noqa: E731
+            async with udp_socket(udp("chargen")) as sock:
+                for size in (1, 10, 74, 100, 300):
+                    reply = await udp_ask(sock, b"r" * size)
+                    assert len(reply) <= size
+                    assert reply == pattern(0, len(reply))
+            async with udp_socket(udp("qotd")) as sock:
+                reply = await udp_ask(sock, b"q" * 20)
+                assert len(reply) <= 20
+                assert any(q.startswith(reply) for q in default_quotes())
+                assert await udp_ask(sock, b"q" * 600) in default_quotes()
+            async with udp_socket(udp("time")) as sock:
+                udp_send(sock, b"")  # 0-byte budget
+                assert len(await udp_ask(sock, b"\0" * 4)) == 4
+                assert_nothing_waiting(sock)
+            stats = server.statistics()
+            assert stats.replies_trimmed >= 1  # the qotd reply at least
+            assert stats.replies_over_budget == 1
+            assert stats.bytes_sent <= stats.bytes_received
+
+    arun(main)
+
+
+def test_loopback_sources_get_full_rfc_replies_by_default(arun: Run) -> None:
+    async def main() -> None:
+        async with make_server(["qotd", "time"]) as server:
+            async with udp_socket(server.address("qotd", "udp")) as sock:
+                assert await udp_ask(sock, b"") in default_quotes()
+            async with udp_socket(server.address("time", "udp")) as sock:
+                assert len(await udp_ask(sock, b"")) == 4
+            assert server.statistics().replies_trimmed == 0
+
+    arun(main)
+
+
+def test_unix_socket_paths_are_removed_after_shutdown(arun: Run, unix_dir: str) -> None:
+    async def main() -> None:
+        async with make_server(["sum", "daytime"], unix=unix_dir):
+            assert sorted(os.listdir(unix_dir)) == ["daytime.sock", "sum.sock"]
+        assert os.listdir(unix_dir) == []
+
+    arun(main)
