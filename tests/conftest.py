@@ -9,6 +9,7 @@ scaled by SOCKETKIT_TEST_TIMEOUT_FACTOR on slow machines.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import tempfile
@@ -24,6 +25,15 @@ T = TypeVar("T")
 
 
 LOOPS = ["asyncio", "uvloop"]
+
+
+@pytest.fixture(autouse=True)
+def _restore_socketkit_logger() -> Iterator[None]:
+    """In-process CLI runs configure the "socketkit" logger; undo it after each test."""
+    logger = logging.getLogger("socketkit")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved
 
 
 @pytest.fixture(params=LOOPS)

@@ -52,10 +52,17 @@ class ServiceInfo:
     """For services without a well-known port (sum): the port at base 10000."""
 
     def default_port(self, port_base: int = DEFAULT_PORT_BASE) -> int:
-        """Port base plus the well-known port; ``port_base=0`` gives the real one."""
+        """Port base plus the well-known port; ``port_base=0`` gives the real one.
+
+        A service with no well-known port (sum) moves with the base like the
+        others, except at base 0, where it keeps its own default (10100)
+        rather than landing on an unrelated privileged port.
+        """
         if self.well_known_port is not None:
             return port_base + self.well_known_port
         assert self.fixed_default_port is not None
+        if port_base == 0:
+            return self.fixed_default_port
         return self.fixed_default_port - DEFAULT_PORT_BASE + port_base
 
     @property

@@ -90,6 +90,15 @@ class StreamProtocol(ABC):
     offers it) without knowing which service this is.
     """
 
+    input_makes_output: ClassVar[bool] = True
+    """True when reading more input can make more output (echo, sum).
+
+    The runtime then stops reading while output waits for a slow client, so
+    memory stays bounded. A sender whose output does not come from its input
+    (chargen) sets False: it is read all along (input is cheap to discard)
+    and a slow client's FIN is still seen.
+    """
+
     def __init__(self, *, now: float = 0.0) -> None:
         self._eof = False
 

@@ -19,7 +19,7 @@ to the reply budget when the runtime gives one.
 from __future__ import annotations
 
 import random
-from typing import Final
+from typing import ClassVar, Final
 
 from socketkit.protocols.base import StreamProtocol
 from socketkit.protocols.budget import BudgetedDatagramService
@@ -59,6 +59,9 @@ def pattern(offset: int, size: int) -> bytes:
 
 
 class ChargenStream(StreamProtocol):
+    # Input is discarded, so reading it costs nothing; keep reading to see the FIN.
+    input_makes_output: ClassVar[bool] = False
+
     def __init__(self, *, now: float = 0.0) -> None:
         super().__init__(now=now)
         self._offset = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from socketkit.runtime.guards import UdpGuard
 from socketkit.runtime.limits import Limits
 from socketkit.runtime.loop import LOOP_NAMES, loop_factory, loop_name, run
 from socketkit.runtime.server import Binding, BoundEndpoint, Server, plan_bindings
@@ -16,6 +17,7 @@ __all__ = [
     "Server",
     "ServerStatistics",
     "ServerThread",
+    "UdpGuard",
     "loop_factory",
     "loop_name",
     "plan_bindings",

@@ -42,7 +42,8 @@ from typing import Any
 from socketkit.endpoints import Endpoint, Transport, format_sockaddr, join_host_port
 from socketkit.errors import AddressInUse, UsageError, translate_os_error
 from socketkit.protocols import DEFAULT_PORT_BASE, ServiceInfo, get_service
-from socketkit.runtime.datagram import DatagramEndpoint, ReplyPolicy, allow_all
+from socketkit.runtime.datagram import DatagramEndpoint, ReplyPolicy
+from socketkit.runtime.guards import UdpGuard
 from socketkit.runtime.limits import Limits
 from socketkit.runtime.stats import Counters, ServerStatistics
 from socketkit.runtime.stream import StreamConnection
@@ -209,7 +210,7 @@ class Server:
         limits: Limits | None = None,
         clock: Callable[[], float] = time.time,
         narrate: bool = False,
-        udp_policy: ReplyPolicy = allow_all,
+        udp_policy: ReplyPolicy | None = None,
     ) -> None:
         if not bindings:
             raise UsageError("a server needs at least one binding")
@@ -218,7 +219,8 @@ class Server:
         self.counters = Counters()
         self.narrate = narrate
         self._clock = clock
-        self._udp_policy = udp_policy
+        # Safe by default: the UDP guards apply unless a caller chooses otherwise.
+        self._udp_policy = udp_policy if udp_policy is not None else UdpGuard(self.limits)
         self._listeners: list[_Listener] = []
         self._udp: list[tuple[asyncio.DatagramTransport, DatagramEndpoint]] = []
         self._endpoints: list[BoundEndpoint] = []

@@ -28,9 +28,12 @@ from socketkit.protocols.base import StreamProtocol
 if TYPE_CHECKING:
     from socketkit.runtime.server import _Listener
 
-__all__ = ["StreamConnection"]
+__all__ = ["LINGER", "StreamConnection"]
 
 log = logging.getLogger("socketkit.server")
+
+LINGER = 2.0
+"""Seconds a finished connection keeps discarding input before it closes."""
 
 
 class StreamConnection(asyncio.BufferedProtocol):
@@ -63,6 +66,8 @@ class StreamConnection(asyncio.BufferedProtocol):
         self._closing = False
         self._flush_scheduled = False
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._linger_timer: asyncio.TimerHandle | None = None
+        self._lingering = False
         self._last_activity = 0.0
         self.closed = self._loop.create_future()
         self.bytes_in = 0
@@ -88,6 +93,8 @@ class StreamConnection(asyncio.BufferedProtocol):
         return self._view
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self._lingering:
+            return  # the service is done; what still arrives is discarded
         data = bytes(self._view[:nbytes])
         self.bytes_in += nbytes
         self._counters.bytes_received += nbytes
@@ -109,6 +116,8 @@ class StreamConnection(asyncio.BufferedProtocol):
 
     def eof_received(self) -> bool:
         self._eof = True
+        if self._lingering:
+            return False  # both sides are done: let the transport close
         if self._narrate:
             log.info("%s: %s half-closed (sent FIN)", self._listener.label, self.peer)
         try:
@@ -121,18 +130,26 @@ class StreamConnection(asyncio.BufferedProtocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
-        if self._transport is not None and not self._eof:
+        if self._transport is not None and not self._eof and self._proto.input_makes_output:
             self._transport.pause_reading()
 
     def resume_writing(self) -> None:
         self._write_paused = False
         if self._transport is not None and not self._eof and not self._closing:
             self._transport.resume_reading()
-        self._flush()
+        # Refill on the next turn, not now: an endless sender (chargen) would
+        # otherwise fill the buffer again before the loop ever polls for reads,
+        # and the client's FIN would never be seen.
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True  # a flush already scheduled must not write any more
         if self._idle_timer is not None:
             self._idle_timer.cancel()
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
         self._listener.connection_closed(self)
         if self._narrate:
             how = f" ({exc})" if exc else ""
@@ -153,11 +170,16 @@ class StreamConnection(asyncio.BufferedProtocol):
         """Write what the protocol has, in a bounded batch; close when it is done."""
         self._flush_scheduled = False
         transport = self._transport
-        if transport is None or self._closing:
+        if transport is None or self._closing or transport.is_closing():
             return
         proto = self._proto
         for _ in range(self._batch):
             if self._write_paused:
+                return
+            if proto.close_expected():
+                # Checked before pulling: an endless sender (chargen) always has
+                # more, yet must stop once the client has said goodbye.
+                self.close()
                 return
             try:
                 data = proto.data_to_send(self._pull)
@@ -188,14 +210,29 @@ class StreamConnection(asyncio.BufferedProtocol):
             self.close()
 
     def close(self) -> None:
-        """Close after the pending output is written (FIN, not RST)."""
-        if self._transport is not None and not self._closing:
-            self._closing = True
-            self._transport.close()
+        """Close after the pending output is written: FIN, then linger, never RST.
+
+        Closing a socket with unread input makes the kernel send RST, which can
+        destroy our last reply before the client reads it (daytime answering a
+        client that sent a newline). So when the client may still be sending,
+        we half-close (FIN after the pending output), discard what still
+        arrives, and close once the client closes or ``LINGER`` seconds pass.
+        """
+        transport = self._transport
+        if transport is None or self._closing:
+            return
+        self._closing = True
+        if self._eof or not transport.can_write_eof():
+            transport.close()
+            return
+        self._lingering = True
+        transport.write_eof()
+        transport.resume_reading()
+        self._linger_timer = self._loop.call_later(LINGER, transport.close)
 
     def abort(self) -> None:
         """Drop the connection now, pending output and all."""
-        if self._transport is not None:
+        if self._transport is not None and not self.closed.done():
             self._closing = True
             self._counters.connections_aborted += 1
             self._transport.abort()
