@@ -5,25 +5,30 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from socketkit.cli.common import add_loop_option, positive_float, positive_int
 from socketkit.cli.render import print_json, print_table
 from socketkit.display import escape_payload
 from socketkit.endpoints import Endpoint, Transport, join_host_port, parse_endpoint
 from socketkit.errors import PermissionDenied, UsageError
-from socketkit.layers.capture import CaptureOpener, open_packet_capture, write_pcap
-from socketkit.layers.decode import DecodedPacket
-from socketkit.layers.exchange import AppCall
-from socketkit.layers.live import LayersReport, clock_zero, observe, read_capture_file
-from socketkit.layers.rootless import SocketView, implied_wire, segment_sizes
-from socketkit.layers.timeline import TimelineEntry
 from socketkit.runtime import Limits, serve_in_thread
+
+if TYPE_CHECKING:
+    # scapy (under socketkit.layers) takes a quarter second to import: only
+    # `socketkit layers` itself should pay for it, not every other command.
+    from socketkit.layers.capture import CaptureOpener
+    from socketkit.layers.decode import DecodedPacket
+    from socketkit.layers.exchange import AppCall
+    from socketkit.layers.live import LayersReport
+    from socketkit.layers.rootless import SocketView
+    from socketkit.layers.timeline import TimelineEntry
 
 __all__ = ["OPEN_CAPTURE", "register"]
 
-OPEN_CAPTURE: CaptureOpener = open_packet_capture
-"""The capture opener; tests replace it to play a machine without capture rights."""
+OPEN_CAPTURE: CaptureOpener | None = None
+"""The capture opener (None: the real one); tests replace it to play a machine
+without capture rights."""
 
 DEFAULT_MESSAGE = "hello"
 DEFAULT_CHUNK = 1024
@@ -90,6 +95,9 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from socketkit.layers.capture import write_pcap
+    from socketkit.layers.live import read_capture_file
+
     if args.read:
         if args.address or args.udp or args.ipv6 or args.message is not None or args.chunk:
             raise UsageError(
@@ -122,9 +130,12 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _live(args: argparse.Namespace) -> LayersReport:
+    from socketkit.layers.capture import open_packet_capture
+    from socketkit.layers.live import observe
+
     message = (DEFAULT_MESSAGE if args.message is None else args.message).encode()
     chunk = args.chunk or DEFAULT_CHUNK
-    opener = OPEN_CAPTURE
+    opener = OPEN_CAPTURE or open_packet_capture
     kwargs: dict[str, Any] = {
         "udp": args.udp,
         "ipv6": args.ipv6,
@@ -152,6 +163,8 @@ def _ms(stamp: float, zero: float | None) -> str:
 
 
 def _render(report: LayersReport, args: argparse.Namespace) -> None:
+    from socketkit.layers.live import clock_zero
+
     out = sys.stdout
     conv = report.timeline.conversation
     ex = report.exchange
@@ -205,6 +218,8 @@ def _render(report: LayersReport, args: argparse.Namespace) -> None:
 
 
 def _render_calls(report: LayersReport, zero: float | None) -> None:
+    from socketkit.layers.rootless import implied_wire
+
     ex = report.exchange
     assert ex is not None
     rows = []
@@ -275,6 +290,8 @@ def _render_packet(
 
 
 def _render_rootless_layers(view: SocketView, sent: bytes, received: bytes) -> None:
+    from socketkit.layers.rootless import segment_sizes
+
     print("the four layers, as far as the socket itself can tell (no capture)")
     print(
         f"  application  you sent {escape_payload(sent)} ({len(sent)} bytes) and got back "
@@ -295,6 +312,8 @@ def _render_rootless_layers(view: SocketView, sent: bytes, received: bytes) -> N
 
 
 def _render_view(view: SocketView, message_length: int) -> None:
+    from socketkit.layers.rootless import segment_sizes
+
     rows: list[tuple[str, str]] = [
         ("client socket", f"{view.local} (getsockname)"),
         ("server socket", f"{view.peer} (getpeername)"),
@@ -365,6 +384,9 @@ def _escaped(data: bytes) -> str:
 
 
 def _as_json(report: LayersReport, pcap: str | None) -> dict[str, Any]:
+    from socketkit.layers.live import clock_zero
+    from socketkit.layers.rootless import segment_sizes
+
     ex = report.exchange
     zero = clock_zero(report.packets, ex)
     entries = {e.packet: e for e in report.timeline.entries}
