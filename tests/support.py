@@ -7,6 +7,8 @@ import os
 import socket
 from collections.abc import Iterator
 
+from socketkit.protocols import OutputBuffer, StreamProtocol
+
 TIMEOUT = 10.0 * float(os.environ.get("SOCKETKIT_TEST_TIMEOUT_FACTOR", "1"))
 """Seconds any single network wait in a test may take (scale it on slow machines)."""
 
@@ -79,3 +81,26 @@ def client(addr: tuple[str, int] | str, family: int = socket.AF_INET) -> socket.
     sock.settimeout(TIMEOUT)
     sock.connect(addr)
     return sock
+
+
+class ReplyThenClose(StreamProtocol):
+    """A test service that answers at once and is done, whatever the client sends.
+
+    Like daytime; subclass and set ``REPLY`` for another answer.
+    """
+
+    REPLY = b"the answer\r\n"
+
+    def __init__(self, *, now: float = 0.0) -> None:
+        super().__init__(now=now)
+        self._out = OutputBuffer()
+        self._out.append(self.REPLY)
+
+    def _on_data(self, data: bytes) -> None:
+        pass
+
+    def data_to_send(self, max_bytes: int | None = None) -> bytes:
+        return self._out.take(max_bytes)
+
+    def close_expected(self) -> bool:
+        return not self._out

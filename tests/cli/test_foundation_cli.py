@@ -25,7 +25,7 @@ from socketkit.cli.main import main
 from socketkit.protocols import OutputBuffer, StreamProtocol
 from socketkit.protocols.echo import EchoDatagram
 from socketkit.runtime import ServerThread
-from tests.support import TIMEOUT, closed_port, recv_until_eof, stalled_listener
+from tests.support import TIMEOUT, ReplyThenClose, closed_port, recv_until_eof, stalled_listener
 
 PY = [sys.executable, "-m", "socketkit"]
 
@@ -327,22 +327,10 @@ def test_send_udp_one_datagram_per_read(echo_server: ServerThread) -> None:
     assert done.stdout == b"one datagram\n"
 
 
-class GreetStream(StreamProtocol):
+class GreetStream(ReplyThenClose):
     """Says hello and closes at once, whatever the client does."""
 
-    def __init__(self, *, now: float = 0.0) -> None:
-        super().__init__(now=now)
-        self._out = OutputBuffer()
-        self._out.append(b"hello and goodbye\n")
-
-    def _on_data(self, data: bytes) -> None:
-        pass
-
-    def data_to_send(self, max_bytes: int | None = None) -> bytes:
-        return self._out.take(max_bytes)
-
-    def close_expected(self) -> bool:
-        return not self._out
+    REPLY = b"hello and goodbye\n"
 
 
 class SilentStream(GreetStream):

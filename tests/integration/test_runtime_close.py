@@ -9,28 +9,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from socketkit import Binding, Limits, Server, ServiceInfo
-from socketkit.protocols import OutputBuffer, StreamProtocol
-from tests.support import TIMEOUT
+from tests.support import TIMEOUT, ReplyThenClose
 
 Run = Callable[[Callable[[], Awaitable[Any]]], Any]
-
-
-class ReplyThenClose(StreamProtocol):
-    """Answers at once and is done, whatever the client sends (like daytime)."""
-
-    def __init__(self, *, now: float = 0.0) -> None:
-        super().__init__(now=now)
-        self._out = OutputBuffer()
-        self._out.append(b"the answer\r\n")
-
-    def _on_data(self, data: bytes) -> None:
-        pass
-
-    def data_to_send(self, max_bytes: int | None = None) -> bytes:
-        return self._out.take(max_bytes)
-
-    def close_expected(self) -> bool:
-        return not self._out
 
 
 REPLY = ServiceInfo("reply", "answer and close", None, None, ReplyThenClose, None, 10996)
