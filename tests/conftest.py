@@ -17,9 +17,14 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
+from hypothesis import settings
 
 from socketkit.runtime import ServerThread, loop_factory, serve_in_thread
 from tests.support import TIMEOUT
+
+# Property tests must not fail on a loaded 2-core CI machine for being slow.
+settings.register_profile("socketkit", deadline=None)
+settings.load_profile("socketkit")
 
 T = TypeVar("T")
 
@@ -87,3 +92,4 @@ def echo_server(loop_name: str, unix_dir: str) -> Iterator[ServerThread]:
         yield server
     finally:
         server.stop(timeout=TIMEOUT)
+    assert not server.loop_errors, f"the server's loop reported: {server.loop_errors}"

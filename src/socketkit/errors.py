@@ -21,7 +21,8 @@ where the I/O happens (``raise ... from exc``), so the errno stays reachable on
     ├── ProtocolError
     │   ├── LocalProtocolError   our own API misused (a bug)       70  EX_SOFTWARE
     │   └── RemoteProtocolError  the peer's reply is malformed     76  EX_PROTOCOL
-    └── EchoMismatch          the echo differs from what was sent   1
+    ├── EchoMismatch          the echo differs from what was sent   1
+    └── OutputClosed          our stdout was closed (| head): quiet  0
 
 Exit 0 is success; 130 is an interrupted client (Ctrl-C); 70 is also used for
 an unexpected internal error (a bug, reported without a traceback unless
@@ -43,6 +44,7 @@ __all__ = [
     "EchoMismatch",
     "LocalProtocolError",
     "NetworkError",
+    "OutputClosed",
     "PermissionDenied",
     "ProtocolError",
     "RemoteProtocolError",
@@ -123,6 +125,17 @@ class RemoteProtocolError(ProtocolError):
 
 class EchoMismatch(SocketkitError):
     exit_code = 1
+
+
+class OutputClosed(SocketkitError):
+    """Whoever reads our output stopped (``socketkit chargen | head -1``).
+
+    Not the network's fault and not a failure: the CLI exits 0 without a
+    word, as ``cat`` does. Raised by sinks, so a broken pipe on stdout is
+    never mistaken for a broken connection.
+    """
+
+    exit_code = 0
 
 
 EXIT_CODES: dict[str, int] = {

@@ -212,3 +212,36 @@ def test_refused_endpoint_for_relay(arun: Run) -> None:
             await relay(Endpoint("127.0.0.1", port), chunks_of(b"x", 1), print)
 
     arun(main)
+
+
+def test_a_pipelining_sum_client_is_paced_and_others_are_served() -> None:
+    """One client pipelining requests without reading its replies is throttled by
+    back-pressure (reading stops while its answers wait), and another client is
+    answered meanwhile.
+
+    Before, sum answered every line past a cap inside the read callback: the
+    flooder was never slowed and the others waited for seconds.
+    """
+    cap = 128 * 1024 * 1024
+    with serve_in_thread("sum", udp=False) as server:
+        ep = server.address("sum", "tcp")
+        flooder = socket.create_connection((ep.host, ep.port), timeout=TIMEOUT)
+        try:
+            flooder.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            flooder.settimeout(1.0)  # sending blocks this long => the server stopped reading
+            block = b"1 1\n" * (256 * 1024)  # 1 MiB of requests
+            sent = 0
+            try:
+                while sent < cap:
+                    flooder.sendall(block)
+                    sent += len(block)
+            except TimeoutError:
+                pass
+            assert sent < cap, "the server kept reading from a client that never reads"
+            with socket.create_connection((ep.host, ep.port), timeout=TIMEOUT) as probe:
+                probe.sendall(b"2 3\n")
+                assert recv_exactly(probe, 2) == b"5\n"
+            stats = server.statistics()
+            assert stats.bytes_received < 64 * 1024 * 1024
+        finally:
+            flooder.close()

@@ -400,7 +400,8 @@ def test_without_capture_rights_the_socket_view_remains(loop_name: str, ipv6: bo
     assert info.snd_mss > 0
     assert info.rtt_us > 0
     assert info.snd_cwnd > 0
-    assert info.retransmits == 0
+    # Not asserted to be 0: loopback does retransmit now and then on a loaded machine.
+    assert isinstance(info.retransmits, int)
     assert info.bytes_received == len(message)
     assert info.bytes_acked is not None
     assert info.bytes_acked >= len(message)

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 
-from socketkit.errors import UsageError
 from socketkit.runtime.loop import LOOP_NAMES
 
-__all__ = ["add_loop_option", "add_verbose_option", "configure_logging", "positive_float"]
+__all__ = [
+    "add_loop_option",
+    "add_verbose_option",
+    "configure_logging",
+    "positive_float",
+    "positive_int",
+    "seconds_or_zero",
+]
 
 
 def add_verbose_option(parser: argparse.ArgumentParser, what: str) -> None:
@@ -42,14 +49,29 @@ def configure_logging(verbosity: int) -> None:
     root.propagate = False
 
 
-def positive_float(text: str) -> float:
-    """argparse type for seconds and rates: a number > 0."""
+def _finite(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type for seconds and rates: a finite number > 0."""
+    value = _finite(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
+
+
+def seconds_or_zero(text: str) -> float:
+    """argparse type for waits where 0 means "at once" (or "never", as documented)."""
+    value = _finite(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text}")
     return value
 
 
@@ -61,7 +83,3 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text}")
     return value
-
-
-def usage(message: str) -> UsageError:
-    return UsageError(message)

@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
-from socketkit.errors import EXIT_CODES, SocketkitError, UsageError
+from socketkit.errors import EXIT_CODES, OutputClosed, SocketkitError, UsageError
 
 __all__ = ["entry", "main"]
 
@@ -72,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return UsageError.exit_code
         code: int = args.handler(args)
         return code
+    except OutputClosed:
+        return 0
     except SocketkitError as exc:
         print(f"socketkit: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -12,6 +12,7 @@ from socketkit.cli.common import (
     add_verbose_option,
     configure_logging,
     positive_float,
+    seconds_or_zero,
 )
 from socketkit.client import RelayOptions, read_fd_chunks, relay
 from socketkit.display import hexdump
@@ -77,7 +78,7 @@ def register(sub: Any) -> None:
     ends.add_argument(
         "-q",
         "--quit-after-eof",
-        type=float,
+        type=seconds_or_zero,
         default=None,
         metavar="SECONDS",
         help="after input ends, wait at most this long for the peer (0: at once; UDP default 1)",
@@ -146,8 +147,6 @@ def _run(args: argparse.Namespace) -> int:
     endpoint, message = _endpoint(args)
     if args.udp and endpoint.is_unix:
         raise UsageError("--udp needs HOST:PORT, not a Unix socket")
-    if args.quit_after_eof is not None and args.quit_after_eof < 0:
-        raise UsageError("-q/--quit-after-eof takes seconds >= 0")
     options = RelayOptions(
         half_close=args.half_close,
         quit_after_eof=args.quit_after_eof,

@@ -17,6 +17,7 @@ from socketkit.cli.common import (
     configure_logging,
     positive_float,
     positive_int,
+    seconds_or_zero,
 )
 from socketkit.cli.render import print_table
 from socketkit.endpoints import parse_port
@@ -124,7 +125,7 @@ def register(sub: Any) -> None:
     )
     limits.add_argument(
         "--idle-timeout",
-        type=float,
+        type=seconds_or_zero,
         default=_DEFAULTS.idle_timeout,
         metavar="SECONDS",
         help=f"close a connection silent this long (default {_DEFAULTS.idle_timeout:g}; 0: never)",

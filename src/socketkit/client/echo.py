@@ -130,6 +130,11 @@ async def _echo_stream(
 
 
 async def _echo_udp(message: bytes, endpoint: Endpoint) -> EchoResult:
+    if not message:
+        raise UsageError(
+            "an empty UDP message cannot be echoed: asyncio-based servers never send "
+            "empty datagrams - give a message of at least one byte"
+        )
     if len(message) > MAX_UDP_PAYLOAD:
         raise UsageError(
             f"a UDP datagram carries at most {MAX_UDP_PAYLOAD} bytes; this message has "

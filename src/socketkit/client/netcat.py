@@ -30,12 +30,13 @@ from socketkit.client.connect import connect_datagram, connect_stream, describe
 from socketkit.endpoints import Endpoint
 from socketkit.errors import (
     ConnectionRefused,
+    OutputClosed,
     SocketkitError,
     TimedOut,
     translate_os_error,
 )
 
-__all__ = ["RelayOptions", "RelayResult", "read_fd_chunks", "relay"]
+__all__ = ["RelayOptions", "RelayResult", "guarded_sink", "read_fd_chunks", "relay"]
 
 log = logging.getLogger("socketkit.client")
 
@@ -45,6 +46,22 @@ DEFAULT_UDP_WAIT = 1.0
 
 Observer = Callable[[str, bytes], None]
 """``observer(direction, data)`` with direction ``"sent"`` or ``"received"``."""
+
+
+def guarded_sink(sink: Callable[[bytes], object]) -> Callable[[bytes], None]:
+    """Wrap an output sink so a closed stdout reads as OutputClosed, not a network error.
+
+    Sinks run inside code that translates OSError from sockets; a
+    BrokenPipeError from *writing our output* must not become "connection lost".
+    """
+
+    def write(data: bytes) -> None:
+        try:
+            sink(data)
+        except BrokenPipeError:
+            raise OutputClosed("output closed") from None
+
+    return write
 
 
 @dataclass(frozen=True)
@@ -80,6 +97,7 @@ async def relay(
 ) -> RelayResult:
     """Stream ``source`` to the peer and the peer's bytes to ``sink`` concurrently."""
     opts = options or RelayOptions()
+    sink = guarded_sink(sink)
     if udp:
         return await _relay_udp(endpoint, source, sink, opts, observer)
     return await _relay_stream(endpoint, source, sink, opts, observer)
@@ -238,9 +256,11 @@ async def read_fd_chunks(fd: int, size: int = READ_SIZE) -> AsyncIterator[bytes]
                 chunk: bytes | BaseException = os.read(fd, size)
             except OSError as exc:
                 chunk = exc
+            put = queue.put(chunk)
             try:
-                asyncio.run_coroutine_threadsafe(queue.put(chunk), loop).result()
+                asyncio.run_coroutine_threadsafe(put, loop).result()
             except BaseException:
+                put.close()  # never scheduled, or cancelled: no "never awaited" warning
                 return  # the loop is closing or gone: nobody wants more input
             if not isinstance(chunk, bytes) or not chunk:
                 return

@@ -136,6 +136,16 @@ class StreamProtocol(ABC):
     def close_expected(self) -> bool:
         """True once the connection should close after the pending output."""
 
+    def wants_input(self) -> bool:
+        """False while unanswered input piles up: the runtime then stops reading.
+
+        A service that answers lazily in bounded batches (sum) says False
+        until ``data_to_send`` has worked through its backlog, so a client
+        pipelining far ahead is paced by its own replies, cannot grow our
+        memory, and cannot keep other clients waiting.
+        """
+        return True
+
 
 class DatagramService(ABC):
     """A datagram service: one datagram in, zero or more reply datagrams out."""

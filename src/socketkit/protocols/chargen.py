@@ -82,7 +82,9 @@ class ChargenStream(StreamProtocol):
 
 
 class ChargenDatagram(BudgetedDatagramService):
-    """``reply_size=None`` draws each reply's length at random (0-512), as the RFC says."""
+    """``reply_size=None`` draws each reply's length at random (1-512; the RFC allows 0,
+    but an empty datagram is one asyncio and uvloop never send, so the client
+    would wait for nothing)."""
 
     def __init__(self, *, reply_size: int | None = None, rng: random.Random | None = None) -> None:
         if reply_size is not None and not 0 <= reply_size <= MAX_UDP_REPLY:
@@ -93,6 +95,6 @@ class ChargenDatagram(BudgetedDatagramService):
     def handle_within(
         self, datagram: bytes, now: float, max_bytes: int | None
     ) -> tuple[list[bytes], bool]:
-        wanted = self._rng.randint(0, MAX_UDP_REPLY) if self._size is None else self._size
+        wanted = self._rng.randint(1, MAX_UDP_REPLY) if self._size is None else self._size
         size = wanted if max_bytes is None else min(wanted, max(max_bytes, 0))
-        return [pattern(0, size)], size < wanted
+        return ([pattern(0, size)] if size else []), size < wanted

@@ -45,10 +45,10 @@ MAX_LINE: Final = 8 * 1024
 """Bytes in one request line, not counting its LF or CRLF."""
 MAX_DIGITS: Final = 4000
 """Digits in one number's plain form (``1e3`` is ``1000``: 4 digits)."""
-BATCH_LINES: Final = 256
+BATCH_LINES: Final = 64
 """Requests answered per ``data_to_send`` call before other clients get a turn."""
-MAX_PENDING: Final = 1024 * 1024
-"""Unanswered request bytes we hold before answering eagerly (bounds our memory)."""
+MAX_PENDING: Final = 64 * 1024
+"""Unanswered request bytes past which we ask the runtime to stop reading."""
 
 _NUMBER = re.compile(r"([+-]?)([0-9]+)(?:\.([0-9]+))?(?:[eE]([+-]?)([0-9]+))?")
 _SEPARATORS = re.compile(r"[ \t]+")
@@ -169,10 +169,11 @@ class SumStream(StreamProtocol):
         if self._done:
             return
         self._lines.feed(data)
-        # Memory bound: a client pipelining faster than we answer in batches
-        # gets answered right here, until what we hold is back under the cap.
-        while self._lines.pending > self._max_pending and self._answer(self._batch):
-            pass
+
+    def wants_input(self) -> bool:
+        # Answering happens in bounded batches in data_to_send; past the cap,
+        # reading stops until the backlog is worked off (memory and fairness).
+        return self._lines.pending <= self._max_pending
 
     def data_to_send(self, max_bytes: int | None = None) -> bytes:
         if len(self._out) < (max_bytes or 1):

@@ -93,6 +93,8 @@ class DatagramEndpoint(asyncio.DatagramProtocol):
         if transport is None:
             return
         for reply in allowed:
+            if not reply:
+                continue  # asyncio and uvloop do not send empty datagrams: never count one
             transport.sendto(reply, addr)
             counters.datagrams_sent += 1
             counters.bytes_sent += len(reply)
@@ -141,7 +143,3 @@ class DatagramEndpoint(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         log.debug("%s: send/receive error ignored: %s", self._label, exc)
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()

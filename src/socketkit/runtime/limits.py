@@ -7,11 +7,15 @@ or the machine, while leaving room for a lab full of students.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from socketkit.errors import UsageError
 
-__all__ = ["Limits"]
+__all__ = ["MAX_READ_CHUNK", "Limits"]
+
+MAX_READ_CHUNK = 16 * 1024 * 1024
+"""Each connection owns a buffer this large at most; larger is a typo, not a wish."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,14 @@ class Limits:
         for name, value in positive.items():
             if value < 1:
                 raise UsageError(f"bad limit {name}={value}: it must be at least 1")
+        if self.read_chunk > MAX_READ_CHUNK:
+            raise UsageError(
+                f"bad limit read_chunk={self.read_chunk}: at most {MAX_READ_CHUNK} bytes per recv()"
+            )
+        for name in ("idle_timeout", "shutdown_grace", "udp_rate", "udp_amplification"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise UsageError(f"bad limit {name}={value}: give a finite number")
         if not 0 <= self.write_buffer_low <= self.write_buffer_high:
             raise UsageError("bad limits: write_buffer_low must be between 0 and write_buffer_high")
         if self.idle_timeout is not None and self.idle_timeout <= 0:

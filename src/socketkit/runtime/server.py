@@ -54,6 +54,8 @@ log = logging.getLogger("socketkit.server")
 
 _ACCEPT_CAPACITY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 _ACCEPT_BACKOFF = 0.1
+_WARNING_EVERY = 5.0
+"""Seconds between repeated warnings about the same accept trouble."""
 _PORT_ZERO_TRIES = 50
 _CLOSE_AFTER_GRACE = 1.0
 
@@ -147,6 +149,7 @@ class _Listener:
         self._loop = asyncio.get_running_loop()
         self._backoff: asyncio.TimerHandle | None = None
         self._reading = False
+        self._last_warning = -_WARNING_EVERY
 
     def start(self) -> None:
         self._loop.add_reader(self.sock.fileno(), self._on_readable)
@@ -181,7 +184,11 @@ class _Listener:
 
     def _back_off(self, exc: OSError) -> None:
         self.counters.accept_errors += 1
-        log.warning(
+        now = self._loop.time()
+        quiet = now - self._last_warning < _WARNING_EVERY
+        if not quiet:
+            self._last_warning = now
+        (log.debug if quiet else log.warning)(
             "%s: cannot accept (%s); pausing %.0f ms - raise the file limit (ulimit -n) "
             "or lower --max-connections",
             self.label,
@@ -373,14 +380,16 @@ class Server:
             conn.close()
             return
         conn.setblocking(False)
+        stream = listener.info.stream
+        assert stream is not None
         try:
-            protocol = listener.info.stream(now=self._clock()) if listener.info.stream else None
+            handler = StreamConnection(
+                listener, stream(now=self._clock()), peer, source, self._clock
+            )
         except Exception:
-            log.exception("%s: could not create the protocol for %s", listener.label, peer)
+            log.exception("%s: could not set up the connection from %s", listener.label, peer)
             conn.close()
             return
-        assert protocol is not None
-        handler = StreamConnection(listener, protocol, peer, source, self._clock)
         self._active.add(handler)
         self._per_source[source] += 1
         self.counters.connections_served += 1

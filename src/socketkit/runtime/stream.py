@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from socketkit.display import escape_payload
 from socketkit.protocols.base import StreamProtocol
@@ -68,6 +68,7 @@ class StreamConnection(asyncio.BufferedProtocol):
         self._idle_timer: asyncio.TimerHandle | None = None
         self._linger_timer: asyncio.TimerHandle | None = None
         self._lingering = False
+        self._reading = True
         self._last_activity = 0.0
         self.closed = self._loop.create_future()
         self.bytes_in = 0
@@ -113,6 +114,7 @@ class StreamConnection(asyncio.BufferedProtocol):
             self._fail("receive_data")
             return
         self._flush()
+        self._update_reading()
 
     def eof_received(self) -> bool:
         self._eof = True
@@ -130,13 +132,11 @@ class StreamConnection(asyncio.BufferedProtocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
-        if self._transport is not None and not self._eof and self._proto.input_makes_output:
-            self._transport.pause_reading()
+        self._update_reading()
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        if self._transport is not None and not self._eof and not self._closing:
-            self._transport.resume_reading()
+        self._update_reading()
         # Refill on the next turn, not now: an endless sender (chargen) would
         # otherwise fill the buffer again before the loop ever polls for reads,
         # and the client's FIN would never be seen.
@@ -166,6 +166,21 @@ class StreamConnection(asyncio.BufferedProtocol):
 
     # -- our side ----------------------------------------------------------
 
+    def _update_reading(self) -> None:
+        """Read only while it cannot grow memory: output has room, or is not
+        made from input; and the protocol is not behind on its input."""
+        transport = self._transport
+        if transport is None or self._eof or self._closing:
+            return
+        proto = self._proto
+        want = proto.wants_input() and not (self._write_paused and proto.input_makes_output)
+        if want != self._reading:
+            self._reading = want
+            if want:
+                transport.resume_reading()
+            else:
+                transport.pause_reading()
+
     def _flush(self) -> None:
         """Write what the protocol has, in a bounded batch; close when it is done."""
         self._flush_scheduled = False
@@ -189,6 +204,8 @@ class StreamConnection(asyncio.BufferedProtocol):
             if not data:
                 break
             transport.write(data)
+            if transport.is_closing():  # the write found the peer gone
+                return
             n = len(data)
             self.bytes_out += n
             self._counters.bytes_sent += n
@@ -205,9 +222,12 @@ class StreamConnection(asyncio.BufferedProtocol):
             # The protocol may have more: let other clients run first.
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
+            self._update_reading()
             return
         if proto.close_expected():
             self.close()
+            return
+        self._update_reading()
 
     def close(self) -> None:
         """Close after the pending output is written: FIN, then linger, never RST.
@@ -227,6 +247,7 @@ class StreamConnection(asyncio.BufferedProtocol):
             return
         self._lingering = True
         transport.write_eof()
+        self._reading = True
         transport.resume_reading()
         self._linger_timer = self._loop.call_later(LINGER, transport.close)
 
@@ -269,6 +290,3 @@ class StreamConnection(asyncio.BufferedProtocol):
         """A bug in a protocol must cost only this one client."""
         log.exception("%s: %s failed for %s; closing it", self._listener.label, where, self.peer)
         self.abort()
-
-    def extra(self, name: str) -> Any:
-        return None if self._transport is None else self._transport.get_extra_info(name)

@@ -48,6 +48,9 @@ class ServerThread:
         self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._main, name="socketkit-server", daemon=True)
         self.final_statistics: ServerStatistics | None = None
+        self.loop_errors: list[dict[str, Any]] = []
+        """What the server's loop reported to its exception handler (tests assert it
+        stays empty: an error there is a bug, even if no client noticed)."""
 
     @property
     def server(self) -> Server:
@@ -111,6 +114,16 @@ class ServerThread:
 
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
+        default_handler = self._loop.get_exception_handler()
+
+        def record(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            self.loop_errors.append(context)
+            if default_handler is not None:
+                default_handler(loop, context)
+            else:
+                loop.default_exception_handler(context)
+
+        self._loop.set_exception_handler(record)
         self._stop = asyncio.Event()
         self._server = Server(self._bindings, limits=self._limits, **self._server_kwargs)
         await self._server.start()

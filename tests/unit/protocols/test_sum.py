@@ -253,13 +253,18 @@ def test_data_to_send_respects_max_bytes() -> None:
     assert out == b"ERR expected two numbers\n" * 100
 
 
-def test_unanswered_input_is_bounded() -> None:
-    """A client pipelining far ahead is answered eagerly past the cap, not buffered."""
-    proto = SumStream(max_pending=16 * 1024)
-    for _ in range(100):
-        proto.receive_data(b"1 1\n" * 1024)  # 4 KiB each, never drained
-        assert proto._lines.pending <= 16 * 1024
-    assert drain(proto) == b"2\n" * 102_400
+def test_a_client_far_ahead_is_asked_to_wait_not_answered_in_one_go() -> None:
+    """Past the cap the protocol asks the runtime to stop reading; answering stays lazy
+    and bounded per call, so one pipelining client cannot stall the others."""
+    proto = SumStream(max_pending=16 * 1024, batch_lines=64)
+    assert proto.wants_input()
+    proto.receive_data(b"1 1\n" * 8192)  # 32 KiB, more than the cap
+    assert not proto.wants_input()
+    first = proto.data_to_send(1 << 20)
+    assert first == b"2\n" * 64, "one call answers one bounded batch"
+    out = first + drain(proto)
+    assert out == b"2\n" * 8192
+    assert proto.wants_input()
 
 
 # -- properties ----------------------------------------------------------------
