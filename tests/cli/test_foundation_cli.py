@@ -430,3 +430,41 @@ def test_send_refused_is_one_line() -> None:
         done = run_cli("send", f"127.0.0.1:{port}", "x")
     assert done.returncode == 69
     assert "is the server running?" in one_line_error(done.stderr)
+
+
+def test_echo_empty_message_over_udp_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with closed_port() as port:
+        assert main(["echo", "", "--udp", "--to", f"127.0.0.1:{port}"]) == 64
+    assert "empty UDP message" in capsys.readouterr().err
+
+
+def test_nan_seconds_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["send", "127.0.0.1:9", "x", "-q", "nan"]) == 64
+    assert main(["serve", "echo", "--idle-timeout", "inf"]) == 64
+    err = capsys.readouterr().err
+    assert err.count("finite") == 2
+
+
+def test_a_huge_chunk_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "echo", "--port", "0", "--chunk", "100000000000"]) == 64
+    assert "at most" in capsys.readouterr().err
+
+
+def test_closed_stdout_ends_quietly_with_exit_0(echo_server: ServerThread) -> None:
+    """`socketkit send ... | head -c 10`: the reader left; not a network error."""
+    ep = addr(echo_server.address("echo", "tcp"))
+    with subprocess.Popen(
+        [*PY, "send", ep], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as proc:
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        assert proc.stdout.read(0) == b""
+        proc.stdout.close()  # the reader goes away before anything is written
+        try:
+            proc.stdin.write(b"x" * (4 * 1024 * 1024))
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        assert proc.wait(TIMEOUT) == 0
+        assert proc.stderr is not None
+        assert proc.stderr.read() == b""

@@ -30,7 +30,7 @@ examples:
   socketkit echo "a longer message" -v --chunk 16   narrate connect, send and each 16-byte recv
   socketkit echo hello --udp                    one datagram, one reply
   socketkit echo hello --unix /tmp/echo.sock    over a Unix socket
-  socketkit echo hello --to [::1]:10007         over IPv6
+  socketkit echo hello --to [::1]:10007         over IPv6 (serve echo --host ::1)
 
 It prints the reply once exactly as many bytes came back as were sent, and
 exits 1 if the reply differs from the message.

@@ -26,7 +26,7 @@ EXAMPLES = """\
 examples:
   socketkit send 127.0.0.1:10007 hello            send "hello\\n", print the reply
   cat big.iso | socketkit send 127.0.0.1:10007 > copy.iso
-  socketkit send [::1]:10100                      type lines to the sum service
+  socketkit send [::1]:10100                      type lines to sum (serve --host ::1)
   socketkit send 127.0.0.1:10007 --udp -q 2       one datagram per line, wait 2 s for replies
   socketkit send unix:/tmp/echo.sock --hex hi     hex dump of both directions on stderr
 
