@@ -23,6 +23,7 @@ COMMANDS = (
     "socketkit.cli.services",
     "socketkit.cli.layers",
     "socketkit.cli.explore",
+    "socketkit.cli.bench",
 )
 """Command modules, in the order ``--help`` lists them."""
 

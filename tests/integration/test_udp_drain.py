@@ -1,0 +1,221 @@
+"""runtime/udp_drain.py: every ready datagram answered per wake-up, same hooks and counters.
+
+Runs under asyncio and uvloop (``arun``); the client is a non-blocking UDP
+socket driven by the same loop, every wait bounded by TIMEOUT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from socketkit.protocols.base import DatagramService
+from socketkit.protocols.echo import EchoDatagram
+from socketkit.runtime.guards import UdpGuard
+from socketkit.runtime.limits import Limits
+from socketkit.runtime.stats import Counters
+from socketkit.runtime.udp_drain import DrainingDatagramEndpoint
+from tests.support import TIMEOUT
+
+Run = Callable[[Callable[[], Awaitable[Any]]], Any]
+
+
+def udp_pair() -> tuple[socket.socket, socket.socket]:
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 0))
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.bind(("127.0.0.1", 0))
+    client.connect(server.getsockname())
+    client.setblocking(False)
+    return server, client
+
+
+async def receive(client: socket.socket, count: int) -> list[bytes]:
+    loop = asyncio.get_running_loop()
+    return [await loop.sock_recv(client, 65536) for _ in range(count)]
+
+
+class Boom(DatagramService):
+    """Fails on b"boom", echoes the rest: a buggy service must cost one datagram."""
+
+    def handle(self, datagram: bytes, now: float) -> list[bytes]:
+        if datagram == b"boom":
+            raise RuntimeError("bug")
+        return [datagram]
+
+
+def test_a_burst_of_datagrams_is_answered_in_full(arun: Run) -> None:
+    async def main() -> Counters:
+        server, client = udp_pair()
+        counters = Counters()
+        endpoint = DrainingDatagramEndpoint(
+            "echo/udp", server, EchoDatagram(), counters, time.time, max_per_wakeup=4
+        )
+        endpoint.start()
+        try:
+            sent = [i.to_bytes(4, "big") * 16 for i in range(100)]
+            for message in sent:  # all queued before the loop runs: many per wake-up
+                client.send(message)
+            got = await receive(client, len(sent))
+            assert sorted(got) == sorted(sent)
+        finally:
+            endpoint.close()
+            client.close()
+        return counters
+
+    counters = arun(main)
+    assert counters.datagrams_received == 100
+    assert counters.datagrams_sent == 100
+    assert counters.bytes_received == counters.bytes_sent == 100 * 64
+    assert counters.datagrams_dropped == 0
+
+
+def test_policy_decides_what_is_sent_and_refusals_are_counted(arun: Run) -> None:
+    seen: list[tuple[Any, bytes, list[bytes]]] = []
+
+    def policy(addr: Any, request: bytes, replies: list[bytes]) -> list[bytes]:
+        seen.append((addr, request, replies))
+        return [] if request.startswith(b"deny") else replies
+
+    async def main() -> Counters:
+        server, client = udp_pair()
+        counters = Counters()
+        endpoint = DrainingDatagramEndpoint(
+            "echo/udp", server, EchoDatagram(), counters, time.time, policy=policy
+        )
+        endpoint.start()
+        try:
+            client.send(b"deny me")
+            client.send(b"allow me")
+            assert await receive(client, 1) == [b"allow me"]
+        finally:
+            endpoint.close()
+            client.close()
+        return counters
+
+    counters = arun(main)
+    assert [request for _, request, _ in seen] == [b"deny me", b"allow me"]
+    assert seen[0][0][0] == "127.0.0.1"
+    assert seen[0][2] == [b"deny me"]
+    assert counters.datagrams_dropped == 1
+    assert counters.datagrams_sent == 1
+
+
+def test_a_failing_service_drops_one_datagram_and_keeps_serving(
+    arun: Run, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> Counters:
+        server, client = udp_pair()
+        counters = Counters()
+        endpoint = DrainingDatagramEndpoint("boom/udp", server, Boom(), counters, time.time)
+        endpoint.start()
+        try:
+            client.send(b"boom")
+            client.send(b"still here")
+            assert await receive(client, 1) == [b"still here"]
+        finally:
+            endpoint.close()
+            client.close()
+        return counters
+
+    counters = arun(main)
+    assert counters.datagrams_dropped == 1
+    assert counters.datagrams_received == 2
+    assert "service failed" in caplog.text
+
+
+def test_the_service_gets_the_clock_reading(arun: Run) -> None:
+    times: list[float] = []
+
+    class Clocked(DatagramService):
+        def handle(self, datagram: bytes, now: float) -> list[bytes]:
+            times.append(now)
+            return [datagram]
+
+    async def main() -> None:
+        server, client = udp_pair()
+        endpoint = DrainingDatagramEndpoint("t/udp", server, Clocked(), Counters(), lambda: 1234.5)
+        endpoint.start()
+        try:
+            client.send(b"x")
+            await receive(client, 1)
+        finally:
+            endpoint.close()
+            client.close()
+
+    arun(main)
+    assert times == [1234.5]
+
+
+def test_close_is_idempotent_and_closes_the_socket(arun: Run) -> None:
+    async def main() -> None:
+        server, client = udp_pair()
+        endpoint = DrainingDatagramEndpoint("e/udp", server, EchoDatagram(), Counters(), time.time)
+        endpoint.start()
+        endpoint.close()
+        endpoint.close()
+        assert server.fileno() == -1
+        client.close()
+
+    arun(main)
+
+
+def test_batch_must_be_positive() -> None:
+    with (
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock,
+        pytest.raises(ValueError, match="max_per_wakeup"),
+    ):
+        DrainingDatagramEndpoint("e", sock, EchoDatagram(), Counters(), time.time, max_per_wakeup=0)
+
+
+def test_a_udp_guard_is_asked_first_and_its_refusals_are_counted(arun: Run) -> None:
+    """Rate limit 2 replies from one source (loopback not exempt): 5 sent, 2 answered."""
+    limits = Limits(udp_loopback_exempt=False, udp_rate=0.001, udp_burst=2)
+    served: list[bytes] = []
+
+    class Recording(DatagramService):
+        def handle(self, datagram: bytes, now: float) -> list[bytes]:
+            served.append(datagram)
+            return [datagram]
+
+    async def main() -> Counters:
+        all_seen = asyncio.Event()
+
+        class CountingGuard(UdpGuard):
+            """Tells the test once the guard has been asked about all five datagrams."""
+
+            asked = 0
+
+            def admit(self, addr: Any, request_size: int, now: float | None = None) -> Any:
+                admission = super().admit(addr, request_size, now)
+                self.asked += 1
+                if self.asked == 5:
+                    all_seen.set()
+                return admission
+
+        server, client = udp_pair()
+        counters = Counters()
+        endpoint = DrainingDatagramEndpoint(
+            "echo/udp", server, Recording(), counters, time.time, policy=CountingGuard(limits)
+        )
+        endpoint.start()
+        try:
+            for i in range(5):
+                client.send(b"%d" % i)
+            got = await receive(client, 2)
+            await asyncio.wait_for(all_seen.wait(), TIMEOUT)
+            assert got == [b"0", b"1"]
+        finally:
+            endpoint.close()
+            client.close()
+        return counters
+
+    counters = arun(main)
+    assert counters.datagrams_rate_limited == 3
+    assert served == [b"0", b"1"]  # refused sources cost no service work
+    assert counters.datagrams_sent == 2
