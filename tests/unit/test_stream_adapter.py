@@ -63,6 +63,7 @@ class FakeListener:
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.counters = Counters()
+        self.read_view = memoryview(bytearray(limits.read_chunk))
         self.label = "test"
         self.narrate = False
         self.closed: list[StreamConnection] = []

@@ -145,6 +145,8 @@ class _Listener:
         self.label = f"{info.name}/{endpoint.transport} {endpoint.address}"
         self.limits = server.limits
         self.counters = server.counters
+        self.read_view = memoryview(bytearray(server.limits.read_chunk))
+        """The receive buffer every connection of this listener shares (see stream.py)."""
         self.narrate = server.narrate
         self._loop = asyncio.get_running_loop()
         self._backoff: asyncio.TimerHandle | None = None

@@ -53,8 +53,11 @@ class StreamConnection(asyncio.BufferedProtocol):
         self.source = source
         self._clock = clock
         limits = listener.limits
-        self._buffer = bytearray(limits.read_chunk)
-        self._view = memoryview(self._buffer)
+        # One receive buffer per listener, not per connection: the loop calls
+        # get_buffer(), recv_into() and buffer_updated() back to back, and we
+        # copy out at once, so connections can share it. This keeps an idle
+        # connection at a few KiB instead of read_chunk bytes.
+        self._view = listener.read_view
         self._pull = max(limits.write_buffer_high, limits.read_chunk)
         self._batch = limits.write_batch
         self._counters = listener.counters
