@@ -106,11 +106,13 @@ class UdpGuard:
         self._clock = clock
         self._service_ports: set[int] = set(service_ports)
         self._buckets: OrderedDict[Address, _Bucket] = OrderedDict()
+        self._verdicts: dict[Any, tuple[Address | None, str, bool]] = {}
 
     def protect_port(self, port: int) -> None:
         """Also refuse datagrams from ``port``: one of our own UDP services (no loops)."""
         if port:
             self._service_ports.add(port)
+            self._verdicts.clear()
 
     @property
     def tracked_sources(self) -> int:
@@ -139,14 +141,36 @@ class UdpGuard:
             return f"source {ip} is a broadcast or 'this network' address"
         return ""
 
+    def _verdict(self, addr: Any) -> tuple[Address | None, str, bool]:
+        """(source IP, refusal reason, exempt?) for an address, cached.
+
+        Parsing the address and asking ``is_loopback``, ``is_multicast``...
+        costs more than answering an echo; a busy UDP port sees the same few
+        sources again and again, so the verdicts are kept (bounded).
+        """
+        try:
+            hit = self._verdicts.get(addr)
+        except TypeError:  # an unhashable address: work it out each time
+            hit = None
+        if hit is None:
+            ip, port = source_address(addr)
+            why = self.refusal(ip, port)
+            hit = (ip, why, not why and self.is_exempt(ip))
+            if len(self._verdicts) >= self.limits.udp_max_sources:
+                self._verdicts.clear()
+            try:
+                self._verdicts[addr] = hit
+            except TypeError:
+                pass
+        return hit
+
     def admit(self, addr: Any, request_size: int, now: float | None = None) -> Admission:
         """May a datagram from ``addr`` be answered, and with how many bytes at most?"""
-        ip, port = source_address(addr)
-        why = self.refusal(ip, port)
+        ip, why, exempt = self._verdict(addr)
         if why:
             return Admission("datagrams_refused", why)
         assert ip is not None
-        if self.is_exempt(ip):
+        if exempt:
             return _ADMIT_FREELY
         if not self._has_token(ip, self._clock() if now is None else now):
             return Admission(
