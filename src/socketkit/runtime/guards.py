@@ -196,8 +196,8 @@ class UdpGuard:
                 kept.append(reply)
                 room -= len(reply)
         if kept and self.limits.udp_rate is not None:
-            ip, _ = source_address(addr)
-            if ip is not None and not self.is_exempt(ip):
+            ip, _, exempt = self._verdict(addr)
+            if ip is not None and not exempt:
                 self._spend(ip, len(kept))
         return kept, dropped
 
