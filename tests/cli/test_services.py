@@ -7,6 +7,7 @@ tracebacks. Loopback only; every wait has a timeout.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -19,7 +20,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -150,8 +151,10 @@ def test_sum_reads_request_lines_from_stdin(
 ) -> None:
     stdin = b"2 3\n99999999999999999999 1\n\nnope 1\n1.50 1.50"
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
-    code, out, _ = run(capsys, "sum", "--to", to(server, "sum"), *udp)
-    assert code == 0
+    code, out, err = run(capsys, "sum", "--to", to(server, "sum"), *udp)
+    # Every reply is shown; the ERR answers make the run fail, as `sum A B` does.
+    assert code == 65
+    assert err == "socketkit: the server answered ERR to 2 of 5 requests (shown above)\n"
     assert out.splitlines() == [
         "5",
         "100000000000000000000",
@@ -356,3 +359,192 @@ def test_sum_subprocess_prints_and_exits_cleanly(server: ServerThread) -> None:
     )
     assert done.returncode == 65
     assert done.stderr == b"socketkit: the server answered: ERR number too long\n"
+
+
+# -- review fixes: closed stdout, sum replies, discard that cannot finish -----------
+
+
+class _ClosedStdout(io.StringIO):
+    """A stdout whose reader has gone (``| head -1``): every write fails like a pipe's."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+@contextlib.contextmanager
+def one_shot_server(answer: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A loopback TCP server for one connection, scripted by ``answer(conn)``."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(TIMEOUT)
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(TIMEOUT)
+                answer(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)  # wakes accept() if nobody came
+        thread.join(TIMEOUT)
+        listener.close()
+    assert not thread.is_alive()
+
+
+def _read_to_eof(conn: socket.socket) -> bytes:
+    data = b""
+    while chunk := conn.recv(65536):
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize(
+    ("argv", "stdin"),
+    [(["chargen"], b""), (["chargen", "--udp"], b""), (["sum"], b"1 2\n3 4\n")],
+)
+def test_a_closed_stdout_is_a_quiet_exit_not_a_lost_connection(
+    server: ServerThread,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    stdin: bytes,
+) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+    monkeypatch.setattr(sys, "stdout", _ClosedStdout())
+    code = main([*argv, "--to", to(server, argv[0])])
+    assert (code, capsys.readouterr().err) == (0, "")
+
+
+def test_chargen_piped_into_head_exits_0_without_a_word(server: ServerThread) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "socketkit", "chargen", "--to", to(server, "chargen")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline() == pattern(0, 74)
+        proc.stdout.close()  # what head does after its line
+        try:
+            err = proc.stderr.read()
+            code = proc.wait(timeout=TIMEOUT)
+        finally:
+            proc.kill()
+    assert b"lost" not in err
+    assert b"Traceback" not in err
+    assert code == 0
+
+
+def test_sum_refuses_a_reply_that_is_not_a_sum_reply(capsys: pytest.CaptureFixture[str]) -> None:
+    def answer(conn: socket.socket) -> None:
+        conn.recv(100)
+        conn.sendall(b"\x1b[2Jhello\r\n")
+
+    with one_shot_server(answer) as address:
+        code, out, err = run(capsys, "sum", "2", "3", "--to", address)
+    assert code == 76
+    assert out == ""
+    assert err == (
+        f"socketkit: the server at {address} did not answer like a sum server: "
+        '"\\x1b[2Jhello" - is this the right service?\n'
+    )
+
+
+def test_sum_from_stdin_reports_requests_left_unanswered(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def answer(conn: socket.socket) -> None:
+        assert _read_to_eof(conn) == b"1 2\n3 4\n5 6\n"
+        conn.sendall(b"3\n")
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"1 2\n3 4\n5 6\n")))
+    with one_shot_server(answer) as address:
+        code, out, err = run(capsys, "sum", "--to", address)
+    assert (code, out) == (74, "3\n")
+    assert err == (f"socketkit: {address} closed the connection with 2 of 3 requests unanswered\n")
+
+
+@pytest.mark.parametrize("udp", [[], ["--udp"]])
+def test_sum_escapes_control_characters_it_prints(
+    server: ServerThread,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    udp: list[str],
+) -> None:
+    # The server repeats a bad number in its ERR reply: it must not reach the terminal raw.
+    code, out, err = run(capsys, "sum", "1", "\x1b[2J\x07", "--to", to(server, "sum"), *udp)
+    assert (code, out) == (65, "")
+    assert err == 'socketkit: the server answered: "ERR not a number: \\x1b[2J\\x07"\n'
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"2 3\n\x1b]0;pwned\x07 1\n")))
+    code, out, err = run(capsys, "sum", "--to", to(server, "sum"), *udp)
+    assert code == 65
+    assert out == '5\n"ERR not a number: \\x1b]0;pwned\\x07"\n'
+    assert "\x1b" not in out + err
+
+
+@pytest.mark.parametrize("number", ["3\n5", "3 5", "", "\t7"])
+def test_sum_refuses_a_number_that_would_make_another_request(
+    capsys: pytest.CaptureFixture[str], number: str
+) -> None:
+    with closed_port() as port:  # refused before any connect: a connect would exit 69
+        code, out, err = run(capsys, "sum", "2", number, "--to", f"127.0.0.1:{port}")
+    assert (code, out) == (64, "")
+    assert err.startswith("socketkit: bad number ")
+    assert "without spaces or line breaks" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_discard_to_a_server_that_answers_is_not_reported_as_read(
+    server: ServerThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "discard", "--to", to(server, "daytime"), "--bytes", "10")
+    assert (code, out) == (76, "")
+    assert err.startswith(f'socketkit: the server at {to(server, "daytime")} sent data back ("')
+    assert "a discard server never sends anything" in err
+    assert "read them all" not in out + err
+
+
+def test_discard_to_an_echo_server_ends_instead_of_hanging() -> None:
+    echo = serve_in_thread("echo", udp=False)
+    try:
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "socketkit", "discard", "--bytes", "200000000"),
+                *("--to", str(echo.address("echo", "tcp")), "--timeout", "2"),
+            ],
+            capture_output=True,
+            timeout=TIMEOUT,
+        )
+    finally:
+        echo.stop(timeout=TIMEOUT)
+    assert done.returncode == 76
+    assert done.stdout == b""
+    assert b"a discard server never sends anything" in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+
+
+def test_discard_times_out_when_the_server_stops_reading() -> None:
+    # A listener that never accepts: the kernel takes the connection and buffers
+    # some megabytes, then nobody reads. No byte ever comes back. A subprocess,
+    # so that a client that hangs fails this test at its own timeout.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "socketkit", "discard", "--bytes", "200000000"),
+                *("--to", f"127.0.0.1:{listener.getsockname()[1]}", "--timeout", "0.5"),
+            ],
+            capture_output=True,
+            timeout=TIMEOUT,
+        )
+    assert (done.returncode, done.stdout) == (75, b"")
+    assert b"the server stopped reading" in done.stderr
+    assert len(done.stderr.splitlines()) == 1

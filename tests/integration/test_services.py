@@ -29,7 +29,12 @@ from socketkit.client.services import (
     sum_lines,
     sum_numbers,
 )
-from socketkit.errors import TimedOut
+from socketkit.errors import (
+    ConnectionLost,
+    OutputClosed,
+    RemoteProtocolError,
+    TimedOut,
+)
 from socketkit.protocols.chargen import MAX_UDP_REPLY, pattern
 from socketkit.protocols.qotd import default_quotes
 from socketkit.protocols.timeproto import decode_time
@@ -477,5 +482,105 @@ def test_unix_socket_paths_are_removed_after_shutdown(arun: Run, unix_dir: str) 
         async with make_server(["sum", "daytime"], unix=unix_dir):
             assert sorted(os.listdir(unix_dir)) == ["daytime.sock", "sum.sock"]
         assert os.listdir(unix_dir) == []
+
+    arun(main)
+
+
+# -- review fixes: a closed output, a discard that cannot finish, odd sum servers ---
+
+
+def _closed_output(_data: bytes) -> None:
+    raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_sink_that_raises_broken_pipe_is_output_closed_not_a_lost_connection(
+    arun: Run, unix_dir: str
+) -> None:
+    async def main() -> None:
+        async with make_server(["chargen", "sum"], unix=unix_dir) as server:
+            for transport in ("tcp", "udp", "unix"):
+                ep = server.address("chargen", transport)
+                with pytest.raises(OutputClosed):
+                    await chargen(ep, _closed_output, lines=2, udp=transport == "udp")
+
+            async def two() -> AsyncIterator[bytes]:
+                yield b"1 2\n3 4\n"
+
+            for transport in ("tcp", "udp"):
+                with pytest.raises(OutputClosed):
+                    await sum_lines(
+                        server.address("sum", transport),
+                        two(),
+                        lambda _reply: _closed_output(b""),
+                        udp=transport == "udp",
+                    )
+
+    arun(main)
+
+
+def test_discard_gives_up_when_the_server_stops_reading(arun: Run) -> None:
+    async def main() -> None:
+        # Listening but never accepting: the kernel buffers some megabytes, then
+        # nothing moves and nothing comes back.
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(1)
+            ep = Endpoint(host="127.0.0.1", port=listener.getsockname()[1])
+            started = time.monotonic()
+            with pytest.raises(TimedOut, match="the server stopped reading"):
+                await discard(ep, repeat_bytes(200_000_000), timeout=0.5)
+            assert time.monotonic() - started < TIMEOUT / 2
+
+    arun(main)
+
+
+@pytest.mark.parametrize("service", ["echo", "daytime", "chargen"])
+def test_discard_to_a_server_that_sends_is_a_protocol_error(arun: Run, service: str) -> None:
+    async def main() -> None:
+        async with make_server([service]) as server:
+            with pytest.raises(RemoteProtocolError, match="a discard server never sends"):
+                await discard(server.address(service, "tcp"), repeat_bytes(200_000_000))
+
+    arun(main)
+
+
+async def _serve_once(answer: Callable[[bytes], bytes]) -> tuple[asyncio.Server, Endpoint]:
+    """A TCP server that reads to EOF and writes ``answer(request)``, then closes."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(answer(await reader.read()))
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return srv, Endpoint(host="127.0.0.1", port=srv.sockets[0].getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    "reply", [b"hello\n", b"5\n6 7\n", b"\x1b[2J\n", b"ERR\n", b"1e3\n", b"5.\n", b" 5\n"]
+)
+def test_sum_rejects_replies_that_are_not_sum_replies(arun: Run, reply: bytes) -> None:
+    async def main() -> None:
+        srv, ep = await _serve_once(lambda _request: reply)
+        async with srv:
+            with pytest.raises(RemoteProtocolError, match="did not answer like a sum server"):
+                await sum_numbers("5", "6", ep)
+
+    arun(main)
+
+
+def test_sum_counts_requests_the_server_left_unanswered(arun: Run) -> None:
+    async def main() -> None:
+        srv, ep = await _serve_once(lambda _request: b"3\nERR no more\n")
+        async with srv:
+
+            async def four() -> AsyncIterator[bytes]:
+                yield b"1 2\n3 4\n5 6\n7 8\n"
+
+            replies: list[str] = []
+            with pytest.raises(ConnectionLost, match="2 of 4 requests unanswered"):
+                await sum_lines(ep, four(), replies.append)
+            assert replies == ["3", "ERR no more"]
 
     arun(main)

@@ -173,7 +173,9 @@ def register(sub: Any) -> None:
         "Send 'A B' and print the exact sum the server returns. With no numbers, send "
         "each line of stdin as a request and print each reply as it comes (pipelined "
         "over TCP; one datagram per line over UDP). Put -- before a number such as "
-        "-1e3 that looks like an option.",
+        "-1e3 that looks like an option. Exits 65 when any reply is ERR, 74 when the "
+        "server closes with requests unanswered, 76 when a reply is not a sum reply; "
+        "odd characters in replies are shown escaped.",
         "  socketkit sum 2 3                       prints 5\n"
         "  socketkit sum 0.1 0.2                   prints 0.3 (exact decimal, not 0.30000000000000004)\n"
         "  socketkit sum -- -1e3 1                 prints -999\n"
@@ -192,6 +194,13 @@ def _endpoint(args: argparse.Namespace) -> Endpoint:
     if args.udp and endpoint.is_unix:
         raise UsageError("--udp needs HOST:PORT, not a Unix socket")
     return endpoint
+
+
+def _safe_line(text: str) -> str:
+    """A line from the network (or echoing the user's input) safe for a terminal."""
+    if text.isprintable():
+        return text
+    return escape_payload(text.encode("utf-8", errors="surrogateescape"), limit=None)
 
 
 def _printable(data: bytes) -> str:
@@ -380,15 +389,21 @@ def _run_sum(args: argparse.Namespace) -> int:
             loop=args.loop,
         )
         if reply.startswith("ERR"):
-            raise DataError(f"the server answered: {reply}")
+            raise DataError(f"the server answered: {_safe_line(reply)}")
         print(reply)
         return 0
 
     def show(reply: str) -> None:
-        print(reply, flush=True)
+        print(_safe_line(reply), flush=True)
 
-    run(
+    session = run(
         sum_lines(endpoint, _stdin_chunks(), show, udp=args.udp, timeout=args.timeout),
         loop=args.loop,
     )
+    errors = sum(1 for reply in session.replies if reply.startswith("ERR"))
+    if errors:
+        raise DataError(
+            f"the server answered ERR to {errors} of {len(session.replies)} "
+            f"request{'s' if len(session.replies) != 1 else ''} (shown above)"
+        )
     return 0

@@ -15,17 +15,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from socketkit.client.connect import connect_datagram, connect_stream, describe
+from socketkit.client.netcat import guarded_sink
 from socketkit.display import escape_payload
 from socketkit.endpoints import Endpoint
 from socketkit.errors import (
     ConnectionLost,
     ConnectionRefused,
+    OutputClosed,
     RemoteProtocolError,
     TimedOut,
     UsageError,
@@ -291,6 +294,8 @@ async def chargen(
     for name, value in (("lines", lines), ("bytes", nbytes)):
         if value is not None and value < 1:
             raise UsageError(f"--{name} takes a number >= 1")
+    # A closed stdout (| head) must not pass for a lost connection below.
+    sink = guarded_sink(sink)
     started = time.perf_counter()
     if udp:
         reply = await _exchange_datagram(endpoint, _padding(request_size), timeout)
@@ -353,12 +358,14 @@ async def discard(
 
     TCP/Unix: after the last byte we half-close and wait (at most ``timeout``)
     for the server to close, so the time covers the server reading it all.
-    UDP: each datagram holds at most ``datagram_size`` bytes; nothing confirms
-    that any arrived.
+    Each send must make progress within ``timeout`` (a server that stops
+    reading would otherwise hold us forever), and a server that sends
+    anything back is not a discard server (an echo or daytime server would
+    otherwise pass for one). UDP: each datagram holds at most
+    ``datagram_size`` bytes; nothing confirms that any arrived.
     """
     if not 1 <= datagram_size <= MAX_DATAGRAM:
         raise UsageError(f"--datagram-size takes 1 to {MAX_DATAGRAM} bytes")
-    loop = asyncio.get_running_loop()
     where = _where(endpoint)
     sock = await (
         connect_datagram(endpoint, timeout=timeout)
@@ -366,32 +373,13 @@ async def discard(
         else connect_stream(endpoint, timeout=timeout)
     )
     connection = describe(sock)
-    sent = datagrams = 0
-    confirmed = False
     started = time.perf_counter()
     try:
-        async for chunk in source:
-            if udp:
-                for start in range(0, len(chunk), datagram_size):
-                    piece = chunk[start : start + datagram_size]
-                    await _send_datagram(sock, piece)
-                    sent += len(piece)
-                    datagrams += 1
-            else:
-                await loop.sock_sendall(sock, chunk)
-                sent += len(chunk)
-        if not udp:
-            log.info("sent %d bytes; shutdown(SHUT_WR) and wait for the server to close", sent)
-            sock.shutdown(socket.SHUT_WR)
-            try:
-                async with asyncio.timeout(timeout):
-                    while await loop.sock_recv(sock, READ_SIZE):
-                        pass  # a discard server sends nothing; ignore whatever comes
-            except TimeoutError:
-                raise TimedOut(
-                    f"{endpoint} did not close within {timeout:g} s after our last byte"
-                ) from None
-            confirmed = True
+        if udp:
+            sent, datagrams = await _discard_udp(sock, source, datagram_size)
+        else:
+            sent = await _discard_stream(sock, endpoint, source, timeout)
+            datagrams = 0
     except ConnectionRefusedError as exc:
         raise ConnectionRefused(
             f"no UDP service at {endpoint} (the host answered 'port unreachable') - "
@@ -401,23 +389,130 @@ async def discard(
         raise translate_os_error(exc, action="send to", where=where) from exc
     finally:
         sock.close()
-    return DiscardResult(
-        sent, datagrams, connection, time.perf_counter() - started, confirmed and not udp
-    )
+    return DiscardResult(sent, datagrams, connection, time.perf_counter() - started, not udp)
+
+
+async def _discard_udp(
+    sock: socket.socket, source: AsyncIterator[bytes], datagram_size: int
+) -> tuple[int, int]:
+    sent = datagrams = 0
+    async for chunk in source:
+        for start in range(0, len(chunk), datagram_size):
+            piece = chunk[start : start + datagram_size]
+            await _send_datagram(sock, piece)
+            sent += len(piece)
+            datagrams += 1
+    return sent, datagrams
+
+
+async def _discard_stream(
+    sock: socket.socket, endpoint: Endpoint, source: AsyncIterator[bytes], timeout: float
+) -> int:
+    """Send it all while watching for bytes coming back; return the count once confirmed.
+
+    Returns only when the server has closed after our FIN without sending a
+    byte: that, and nothing else, is "the server read them all".
+    """
+    loop = asyncio.get_running_loop()
+    sent = 0
+
+    async def outbound() -> None:
+        nonlocal sent
+        async for chunk in source:
+            try:
+                async with asyncio.timeout(timeout):
+                    await loop.sock_sendall(sock, chunk)
+            except TimeoutError:
+                raise TimedOut(
+                    f"{endpoint} took none of our next {len(chunk)} bytes for {timeout:g} s "
+                    f"after {sent} bytes - the server stopped reading "
+                    "(is it a discard server? an echo server stops when we do not read)"
+                ) from None
+            sent += len(chunk)
+
+    async def inbound() -> None:
+        data = await loop.sock_recv(sock, READ_SIZE)
+        if data:
+            log.info("recv returned %d bytes: %s", len(data), escape_payload(data))
+            raise RemoteProtocolError(
+                f"the server at {endpoint} sent data back ({escape_payload(data, limit=40)}) - "
+                "a discard server never sends anything; is this the right service?"
+            )
+        log.info("%s closed the connection", endpoint)
+
+    out_task = loop.create_task(outbound())
+    in_task = loop.create_task(inbound())
+    try:
+        await asyncio.wait({out_task, in_task}, return_when=asyncio.FIRST_COMPLETED)
+        if in_task.done():
+            in_task.result()  # bytes came back: RemoteProtocolError
+            raise ConnectionLost(
+                f"{endpoint} closed the connection before we finished sending (after {sent} "
+                "bytes) - it may not have read them all"
+            )
+        out_task.result()
+        log.info("sent %d bytes; shutdown(SHUT_WR) and wait for the server to close", sent)
+        sock.shutdown(socket.SHUT_WR)
+        try:
+            async with asyncio.timeout(timeout):
+                await in_task
+        except TimeoutError:
+            raise TimedOut(
+                f"{endpoint} did not close within {timeout:g} s after our last byte"
+            ) from None
+    finally:
+        for task in (out_task, in_task):
+            task.cancel()
+        await asyncio.gather(out_task, in_task, return_exceptions=True)
+    return sent
 
 
 # -- sum -------------------------------------------------------------------------
 
 
-def _reply_text(data: bytes) -> str:
-    return data.decode("utf-8", errors="backslashreplace").removesuffix("\n").removesuffix("\r")
+_SUM_REPLY = re.compile(rb"-?[0-9]+(\.[0-9]+)?|ERR .+", re.DOTALL)
+"""What a sum server may answer: a plain decimal number, or ``ERR <reason>``."""
+
+
+def _reply_text(data: bytes, endpoint: Endpoint) -> str:
+    """One reply line as text, or RemoteProtocolError when it is not a sum reply."""
+    line = data.removesuffix(b"\n").removesuffix(b"\r")
+    if not _SUM_REPLY.fullmatch(line):
+        raise RemoteProtocolError(
+            f"the server at {endpoint} did not answer like a sum server: "
+            f"{escape_payload(line)} - is this the right service?"
+        )
+    return line.decode("utf-8", errors="backslashreplace")
+
+
+def _guarded_reply(on_reply: Callable[[str], object]) -> Callable[[str], None]:
+    """``on_reply`` with a closed stdout as OutputClosed (see ``guarded_sink``)."""
+
+    def call(reply: str) -> None:
+        try:
+            on_reply(reply)
+        except BrokenPipeError:
+            raise OutputClosed("output closed") from None
+
+    return call
+
+
+def _check_number(text: str) -> None:
+    """A number for ``sum A B`` must be one token: ``2 $'3\\n5'`` would send two requests."""
+    if not text or any(c.isspace() for c in text):
+        raise UsageError(
+            f"bad number {escape_payload(text.encode('utf-8', 'surrogateescape'))}: "
+            "each number is one word, without spaces or line breaks"
+        )
 
 
 async def sum_numbers(
     a: str, b: str, endpoint: Endpoint, *, udp: bool = False, timeout: float = 10.0
 ) -> str:
     """The server's reply line (no LF) for ``A B``: the sum, or ``ERR ...``."""
-    request = f"{a} {b}\n".encode()
+    _check_number(a)
+    _check_number(b)
+    request = f"{a} {b}\n".encode("utf-8", "surrogateescape")
     replies: list[str] = []
 
     async def one() -> AsyncIterator[bytes]:
@@ -454,7 +549,11 @@ async def sum_lines(
     TCP/Unix: requests and replies flow at once (pipelining); after the last
     request we half-close and read until the server closes (at most
     ``timeout`` seconds more). UDP: one datagram per line, each reply awaited.
+    A reply that is neither a plain number nor ``ERR <reason>`` raises
+    RemoteProtocolError; a connection that ends with requests unanswered
+    raises ConnectionLost.
     """
+    on_reply = _guarded_reply(on_reply)
     if udp:
         return await _sum_udp(endpoint, source, on_reply, timeout)
     loop = asyncio.get_running_loop()
@@ -479,13 +578,13 @@ async def sum_lines(
             data = await loop.sock_recv(sock, READ_SIZE)
             if not data:
                 if pending:
-                    replies.append(_reply_text(pending))
+                    replies.append(_reply_text(pending, endpoint))
                     on_reply(replies[-1])
                 return
             pending += data
             *complete, pending = pending.split(b"\n")
             for line in complete:
-                replies.append(_reply_text(line))
+                replies.append(_reply_text(line, endpoint))
                 on_reply(replies[-1])
 
     out_task = loop.create_task(outbound())
@@ -510,6 +609,12 @@ async def sum_lines(
             task.cancel()
         await asyncio.gather(out_task, in_task, return_exceptions=True)
         sock.close()
+    if len(replies) < requests:
+        unanswered = requests - len(replies)
+        raise ConnectionLost(
+            f"{endpoint} closed the connection with {unanswered} of {requests} "
+            f"request{'s' if requests != 1 else ''} unanswered"
+        )
     return SumSession(requests, replies, connection)
 
 
@@ -526,6 +631,6 @@ async def _sum_udp(
         requests += 1
         reply = await _exchange_datagram(endpoint, line, timeout)
         connection = reply.connection
-        replies.append(_reply_text(reply.data))
+        replies.append(_reply_text(reply.data, endpoint))
         on_reply(replies[-1])
     return SumSession(requests, replies, connection)

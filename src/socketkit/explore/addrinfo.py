@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from socketkit.endpoints import join_host_port
+from socketkit.endpoints import join_host_port, parse_port
 from socketkit.errors import ResolveError, UsageError
 from socketkit.explore.resolver import (
     Resolver,
@@ -91,6 +91,9 @@ def address_info(
     if host is None and not passive:
         raise UsageError("give a HOST, or --passive to see the addresses a server would bind")
 
+    if service is not None and service.lstrip("+-").isdigit():
+        # getaddrinfo takes any number and keeps its low 16 bits (99999 -> 34463).
+        parse_port(service)
     port: str | None = service
     source = "resolver"
     start = clock()
