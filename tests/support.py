@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import selectors
 import socket
-from collections.abc import Iterator
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 
 from socketkit.protocols import OutputBuffer, StreamProtocol
 
 TIMEOUT = 10.0 * float(os.environ.get("SOCKETKIT_TEST_TIMEOUT_FACTOR", "1"))
 """Seconds any single network wait in a test may take (scale it on slow machines)."""
+
+PY = [sys.executable, "-m", "socketkit"]
+"""The command line that runs socketkit from this environment."""
 
 
 def recv_exactly(sock: socket.socket, n: int) -> bytes:
@@ -104,3 +111,67 @@ class ReplyThenClose(StreamProtocol):
 
     def close_expected(self) -> bool:
         return not self._out
+
+
+class LineReader:
+    """Reads a child's output line by line, waiting (with a deadline) for a line."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        self.proc = proc
+        self.lines: list[str] = []
+        self._fd = proc.stdout.fileno()
+        self._buffer = b""
+        self._next = 0
+        """Lines before this one were looked at by an earlier ``until``."""
+
+    def until(self, wanted: Callable[[str], bool], timeout: float = TIMEOUT) -> str:
+        """Read until a new line for which ``wanted`` is true; return it.
+
+        Each call starts after the line the previous call returned, so
+        waiting twice for the same kind of line waits for a second one.
+        """
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as sel:
+            sel.register(self._fd, selectors.EVENT_READ)
+            while True:
+                for index in range(self._next, len(self.lines)):
+                    if wanted(self.lines[index]):
+                        self._next = index + 1
+                        return self.lines[index]
+                self._next = len(self.lines)
+                remaining = deadline - time.monotonic()
+                assert remaining > 0, f"no such line in time; got {self.lines}"
+                if not sel.select(remaining):
+                    continue
+                chunk = os.read(self._fd, 65536)
+                assert chunk, f"the process exited ({self.proc.wait(TIMEOUT)}): {self.lines}"
+                self._buffer += chunk
+                *complete, rest = self._buffer.split(b"\n")
+                self._buffer = rest
+                self.lines += [line.decode() for line in complete]
+
+
+@contextlib.contextmanager
+def serve_process(
+    *argv: str, last: str, merge_stderr: bool = False
+) -> Iterator[tuple[subprocess.Popen[bytes], LineReader]]:
+    """Start ``socketkit serve``; yield it once it printed a line starting with ``last``.
+
+    Endpoint lines are tab-separated when piped. ``merge_stderr`` sends
+    stderr (the "try:" hint, the workers' pids, -v narration) to the same
+    reader, in order.
+    """
+    stderr = subprocess.STDOUT if merge_stderr else subprocess.PIPE
+    proc = subprocess.Popen([*PY, "serve", *argv], stdout=subprocess.PIPE, stderr=stderr)
+    try:
+        reader = LineReader(proc)
+        reader.until(lambda line: line.startswith(last))
+        yield proc, reader
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(TIMEOUT)
+        for stream in (proc.stdout, proc.stderr):
+            if stream:
+                stream.close()

@@ -53,6 +53,7 @@ __all__ = [
     "TimedOut",
     "Unreachable",
     "UsageError",
+    "WorkerFailed",
     "translate_os_error",
 ]
 
@@ -117,6 +118,12 @@ class LocalProtocolError(ProtocolError):
     exit_code = 70
 
 
+class WorkerFailed(SocketkitError):
+    """A ``serve --workers`` worker could not start, or kept dying."""
+
+    exit_code = 70
+
+
 class RemoteProtocolError(ProtocolError):
     """Only clients raise this: a server's reply broke the protocol."""
 
@@ -145,7 +152,7 @@ EXIT_CODES: dict[str, int] = {
     "bad input data": DataError.exit_code,
     "name does not resolve": ResolveError.exit_code,
     "connection refused": ConnectionRefused.exit_code,
-    "internal error (a bug)": LocalProtocolError.exit_code,
+    "internal error (a bug, or serve workers that keep dying)": LocalProtocolError.exit_code,
     "other network error": NetworkError.exit_code,
     "network or host unreachable": Unreachable.exit_code,
     "address already in use": AddressInUse.exit_code,

@@ -7,14 +7,11 @@ no traceback.
 from __future__ import annotations
 
 import os
-import selectors
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -25,9 +22,15 @@ from socketkit.cli.main import main
 from socketkit.protocols import OutputBuffer, StreamProtocol
 from socketkit.protocols.echo import EchoDatagram
 from socketkit.runtime import ServerThread
-from tests.support import TIMEOUT, ReplyThenClose, closed_port, recv_until_eof, stalled_listener
-
-PY = [sys.executable, "-m", "socketkit"]
+from tests.support import (
+    PY,
+    TIMEOUT,
+    ReplyThenClose,
+    closed_port,
+    recv_until_eof,
+    serve_process,
+    stalled_listener,
+)
 
 
 def run_cli(*argv: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -189,47 +192,13 @@ def test_subprocess_errors_have_distinct_codes_and_no_traceback() -> None:
 # -- serve ----------------------------------------------------------------------
 
 
-@contextmanager
-def serve_process(
-    *argv: str, last: str = "echo\tunix"
-) -> Iterator[tuple[subprocess.Popen[bytes], list[str]]]:
-    """Start ``socketkit serve``; yield it once it printed the endpoint line ``last``."""
-    proc = subprocess.Popen([*PY, "serve", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert proc.stdout is not None
-        lines: list[str] = []
-        buffer = b""
-        deadline = time.monotonic() + TIMEOUT
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)
-            # Endpoint lines are tab-separated when piped; stderr's "try:" hint follows them.
-            while not any(line.startswith(last) for line in lines):
-                remaining = deadline - time.monotonic()
-                assert remaining > 0, "serve printed no endpoints in time"
-                if not sel.select(remaining):
-                    continue
-                chunk = os.read(proc.stdout.fileno(), 4096)
-                assert chunk, (
-                    f"serve exited: {proc.wait(TIMEOUT)} {proc.stderr.read() if proc.stderr else ''}"
-                )
-                buffer += chunk
-                *complete, buffer_text = buffer.decode().split("\n")
-                buffer = buffer_text.encode()
-                lines += complete
-        yield proc, lines
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(TIMEOUT)
-        for stream in (proc.stdout, proc.stderr):
-            if stream:
-                stream.close()
-
-
 def test_serve_prints_endpoints_serves_and_stops_cleanly_on_sigint(unix_dir: str) -> None:
     path = os.path.join(unix_dir, "s.sock")
-    with serve_process("echo", "--port", "0", "--unix", path) as (proc, lines):
-        rows = [line.split("\t") for line in lines if line.startswith("echo\t")]
+    with serve_process("echo", "--port", "0", "--unix", path, last="echo\tunix") as (
+        proc,
+        reader,
+    ):
+        rows = [line.split("\t") for line in reader.lines if line.startswith("echo\t")]
         transports = {row[1]: row[2] for row in rows}
         assert set(transports) == {"tcp", "udp", "unix"}
         host = transports["tcp"].rpartition(":")[0]
@@ -252,7 +221,7 @@ def test_serve_prints_endpoints_serves_and_stops_cleanly_on_sigint(unix_dir: str
 
 def test_serve_sigterm_is_graceful_too(unix_dir: str) -> None:
     path = os.path.join(unix_dir, "t.sock")
-    with serve_process("echo", "--port", "0", "--unix", path) as (proc, _lines):
+    with serve_process("echo", "--port", "0", "--unix", path, last="echo\tunix") as (proc, _):
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=TIMEOUT)
     assert proc.returncode == 0, err

@@ -38,11 +38,14 @@ def add_loop_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def configure_logging(verbosity: int) -> None:
-    """-v shows the narration (INFO), -vv debug detail; default: warnings only."""
+def configure_logging(verbosity: int, prefix: str = "") -> None:
+    """-v shows the narration (INFO), -vv debug detail; default: warnings only.
+
+    ``prefix`` starts every line (``serve --workers`` names the worker).
+    """
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setFormatter(logging.Formatter(prefix.replace("%", "%%") + "%(message)s"))
     root = logging.getLogger("socketkit")
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import functools
 import ipaddress
+import os
 import signal
 import sys
 from typing import Any
@@ -21,12 +22,14 @@ from socketkit.cli.common import (
 )
 from socketkit.cli.render import print_table
 from socketkit.endpoints import parse_port
-from socketkit.errors import UsageError
+from socketkit.errors import SocketkitError, UsageError
 from socketkit.protocols import DEFAULT_PORT_BASE, ServiceInfo, get_service, service_names
 from socketkit.protocols.qotd import MAX_QUOTE, QotdDatagram, QotdStream, load_quotes_file
 from socketkit.protocols.sum import MAX_LINE, SumDatagram, SumStream
 from socketkit.runtime import BoundEndpoint, Limits, Server, loop_name, plan_bindings, run
 from socketkit.runtime.guards import UdpGuard
+from socketkit.runtime.stats import ServerStatistics
+from socketkit.runtime.workers import MAX_WORKERS, UNIX_ONLY, WorkerPool, combine_statistics
 
 __all__ = ["register"]
 
@@ -42,6 +45,7 @@ examples:
   socketkit serve qotd --quotes my-quotes.txt   your own quotes, one per paragraph
   socketkit serve sum --port 0 --max-line 1024  the homework's server on a free port
   socketkit serve --host :: --udp-amplification 2   expose UDP, replies up to 2x the request
+  socketkit serve echo --workers 2      two processes share each port (SO_REUSEPORT)
 
 UDP safety (why: docs/services.md): datagrams from ports 0, 7, 9, 13, 17, 19,
 37, our own service ports and (unless --udp-allow-low-ports) any port below
@@ -49,6 +53,11 @@ UDP safety (why: docs/services.md): datagrams from ports 0, 7, 9, 13, 17, 19,
 gets --udp-rate replies per second; a reply to a non-loopback source carries
 at most --udp-amplification times the request's bytes (chargen and qotd send
 what fits). Loopback sources get full replies unless --udp-guard-loopback.
+
+--workers N runs N processes that share each TCP and UDP port through
+SO_REUSEPORT (Linux); the kernel spreads clients over them by address.
+Limits apply per worker; a Unix socket is served by the first process only;
+a worker that dies is replaced.
 
 Ctrl-C or SIGTERM stops accepting, gives open connections --grace seconds to
 finish, then exits 0 with a one-line summary; a second Ctrl-C stops at once.
@@ -193,6 +202,14 @@ def register(sub: Any) -> None:
         help=f"qotd: quotes from FILE, one per paragraph, each under {MAX_QUOTE} bytes "
         "(checked at start-up; default: the embedded collection)",
     )
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help=f"processes sharing each TCP and UDP port through SO_REUSEPORT (default 1, "
+        f"at most {MAX_WORKERS}; for more than one core's worth of clients)",
+    )
     add_verbose_option(p, "each connection and chunk")
     add_loop_option(p)
     p.set_defaults(handler=_run)
@@ -283,7 +300,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def _run(args: argparse.Namespace) -> int:
-    configure_logging(args.verbose)
+    configure_logging(args.verbose, prefix="[worker 0] " if args.workers > 1 else "")
     services = args.services or service_names()
     if not 0 <= args.port_base <= 65535:
         raise UsageError(f"bad --port-base {args.port_base}: choose 0-65535")
@@ -296,6 +313,10 @@ def _run(args: argparse.Namespace) -> int:
     elif udp is None:
         udp = not tcp
     limits = _limits(args)
+    if args.workers > MAX_WORKERS:
+        raise UsageError(f"--workers {args.workers}: choose 1-{MAX_WORKERS}")
+    if args.workers > 1 and not (tcp or udp):
+        raise UsageError(UNIX_ONLY)
     bindings = plan_bindings(
         _configured(services, args),
         host=args.host,
@@ -306,17 +327,37 @@ def _run(args: argparse.Namespace) -> int:
         udp=bool(udp),
         unix=args.unix,
     )
-    server = Server(bindings, limits=limits, narrate=args.verbose > 0, udp_policy=UdpGuard(limits))
-    return run(_serve(server, args.host), loop=args.loop)
+    server = Server(
+        bindings,
+        limits=limits,
+        narrate=args.verbose > 0,
+        udp_policy=UdpGuard(limits),
+        port_sharing="lead" if args.workers > 1 else "none",
+    )
+    return run(_serve(server, args), loop=args.loop)
 
 
 _TRY = {"echo": "echo hello", "sum": "sum 2 3"}
 """What to suggest after start-up, per service (others: the bare command)."""
 
 
-async def _serve(server: Server, host: str) -> int:
+async def _serve(server: Server, args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     endpoints = await server.start()
+    failure: list[SocketkitError] = []
+
+    def on_failure(exc: SocketkitError) -> None:
+        failure.append(exc)
+        server.request_shutdown()
+
+    try:
+        pool = WorkerPool(
+            server, args.workers, loop=args.loop, verbosity=args.verbose, on_failure=on_failure
+        )
+        await pool.start()
+    except BaseException:
+        await server.shutdown(0)
+        raise
 
     signals = 0
 
@@ -330,28 +371,41 @@ async def _serve(server: Server, host: str) -> int:
                 flush=True,
             )
             server.request_shutdown()
+            pool.stop()
         else:
             server.request_shutdown(0)
+            pool.stop(now=True)
 
     # Handlers first: whoever reads the table may signal us at once.
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
     try:
-        _announce(endpoints, host, loop_name(loop))
+        _announce(endpoints, args.host, loop_name(loop), pool)
         await server.wait_closed()
+        pool.stop(now=signals > 1)
+        await pool.wait_stopped(server.limits.shutdown_grace)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-    print(f"socketkit: stopped: {server.statistics().summary()}", flush=True)
+    if failure:
+        raise failure[0]
+    stats: ServerStatistics = combine_statistics([server.statistics(), *pool.statistics()])
+    workers = f" ({pool.count} workers)" if pool.count > 1 else ""
+    print(f"socketkit: stopped{workers}: {stats.summary()}", flush=True)
     return 0
 
 
-def _announce(endpoints: list[BoundEndpoint], host: str, loop: str) -> None:
+def _announce(endpoints: list[BoundEndpoint], host: str, loop: str, pool: WorkerPool) -> None:
+    workers = f", {pool.count} processes sharing each TCP/UDP port" if pool.count > 1 else ""
     print_table(
         ["service", "transport", "address", "family"],
         [(e.service, e.transport, e.address, e.family) for e in endpoints],
-        title=f"socketkit serving on {loop} (Ctrl-C to stop)",
+        title=f"socketkit serving on {loop}{workers} (Ctrl-C to stop)",
     )
+    sys.stdout.flush()
+    if pool.count > 1:
+        pids = ", ".join(f"{i} pid {pid}" for i, pid in enumerate([os.getpid(), *pool.pids]))
+        print(f"socketkit: workers: {pids}", file=sys.stderr)
     if not _is_loopback(host) and any(e.transport != "unix" for e in endpoints):
         exposed = ", ".join(sorted({e.service for e in endpoints if e.transport != "unix"}))
         print(
@@ -364,4 +418,3 @@ def _announce(endpoints: list[BoundEndpoint], host: str, loop: str) -> None:
         print(f"try: socketkit echo hello --unix {first.address.path}", file=sys.stderr)
     else:
         print(f"try: socketkit {command} --to {first.address}", file=sys.stderr)
-    sys.stdout.flush()

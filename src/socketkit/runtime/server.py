@@ -14,6 +14,9 @@ Choices worth knowing:
 - ``SO_REUSEADDR`` on TCP listeners, so a restart never fails on sockets
   left in TIME_WAIT; never on UDP, where Linux would let two servers split
   one port's datagrams;
+- ``SO_REUSEPORT`` only when asked (``port_sharing``, for ``serve --workers``):
+  the lead server still fails on a port somebody else holds, and the
+  workers then join its ports, each with sockets of its own;
 - ``IPV6_V6ONLY`` off only for a lone ``::`` bind (dual stack, as socat and
   ncat do); on otherwise, so ``::`` and ``0.0.0.0`` can coexist;
 - our own accept loop instead of ``loop.create_server``: the connection caps
@@ -38,7 +41,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from socketkit.endpoints import Endpoint, Transport, format_sockaddr, join_host_port
 from socketkit.errors import AddressInUse, UsageError, translate_os_error
@@ -51,7 +54,12 @@ from socketkit.runtime.stats import Counters, ServerStatistics
 from socketkit.runtime.stream import StreamConnection
 from socketkit.runtime.udp_drain import DrainingDatagramEndpoint
 
-__all__ = ["Binding", "BoundEndpoint", "Server", "plan_bindings"]
+__all__ = ["Binding", "BoundEndpoint", "PortSharing", "Server", "plan_bindings"]
+
+PortSharing = Literal["none", "lead", "join"]
+"""``none``: a port is ours alone. ``lead``: SO_REUSEPORT, but each address must
+be free (a second server is refused as without it). ``join``: SO_REUSEPORT,
+joining the sockets a lead server bound (a ``serve --workers`` worker)."""
 
 log = logging.getLogger("socketkit.server")
 
@@ -78,6 +86,9 @@ class Binding:
     host: str = "127.0.0.1"
     port: int = 0
     path: str | None = None
+    v6only: bool | None = None
+    """For an IPv6 address: None lets the server choose (dual stack for a lone
+    ``::``); workers repeat the lead server's choice through it."""
 
     @property
     def info(self) -> ServiceInfo:
@@ -229,9 +240,16 @@ class Server:
         clock: Callable[[], float] = time.time,
         narrate: bool = False,
         udp_policy: ReplyPolicy | None = None,
+        port_sharing: PortSharing = "none",
     ) -> None:
         if not bindings:
             raise UsageError("a server needs at least one binding")
+        if port_sharing != "none" and not hasattr(socket, "SO_REUSEPORT"):
+            raise UsageError(
+                "sharing a port between processes needs SO_REUSEPORT, which this system "
+                "lacks - run one process (no --workers)"
+            )
+        self.port_sharing = port_sharing
         self.bindings = list(bindings)
         self.limits = limits or Limits()
         self.counters = Counters()
@@ -243,6 +261,7 @@ class Server:
         self._udp: list[Callable[[], None]] = []
         """How to close each UDP endpoint."""
         self._endpoints: list[BoundEndpoint] = []
+        self._concrete: list[Binding] = []
         self._active: set[Connection] = set()
         self._per_source: Counter[str] = Counter()
         self._pending: set[asyncio.Task[None]] = set()
@@ -264,6 +283,16 @@ class Server:
                 return ep.address
         raise LookupError(f"no {transport} endpoint for {service or 'any service'}")
 
+    def concrete_bindings(self) -> list[Binding]:
+        """One binding per bound TCP or UDP socket, with the real host and port.
+
+        Why: a ``serve --workers`` worker binds exactly these (with
+        ``port_sharing="join"``), so port 0 and names such as ``localhost``
+        are settled once, by the lead server. Unix sockets are not included:
+        SO_REUSEPORT does not apply to them.
+        """
+        return list(self._concrete)
+
     def statistics(self) -> ServerStatistics:
         self.counters.connections_active = len(self._active)
         return self.counters.snapshot()
@@ -278,7 +307,7 @@ class Server:
         sockets: list[tuple[Binding, socket.socket, BoundEndpoint]] = []
         try:
             for group in _group(self.bindings):
-                sockets += await _bind_group(group, self.limits.backlog)
+                sockets += await _bind_group(group, self.limits.backlog, self.port_sharing)
         except BaseException:
             for _, sock, ep in sockets:
                 sock.close()
@@ -321,6 +350,16 @@ class Server:
                 listener.start()
                 self._listeners.append(listener)
             self._endpoints.append(ep)
+            if ep.transport != "unix":
+                self._concrete.append(
+                    Binding(
+                        info,
+                        ep.transport,
+                        ep.address.host or binding.host,
+                        ep.address.port or binding.port,
+                        v6only=ep.family == "IPv6" if ep.family != "IPv4" else None,
+                    )
+                )
         return self.endpoints
 
     async def wait_closed(self) -> None:
@@ -512,7 +551,7 @@ async def _resolve(binding: Binding) -> list[_Planned]:
 
 
 async def _bind_group(
-    group: list[Binding], backlog: int
+    group: list[Binding], backlog: int, sharing: PortSharing = "none"
 ) -> list[tuple[Binding, socket.socket, BoundEndpoint]]:
     if group[0].transport == "unix":
         return [_bind_unix(b, backlog) for b in group]
@@ -529,7 +568,7 @@ async def _bind_group(
         port = wanted_port
         try:
             for p in planned:
-                sock, ep = _bind_inet(p, port, backlog, dual_stack=not has_v4)
+                sock, ep = _bind_inet(p, port, backlog, dual_stack=not has_v4, sharing=sharing)
                 bound.append((p.binding, sock, ep))
                 port = ep.address.port or port
             return bound
@@ -542,11 +581,14 @@ async def _bind_group(
 
 
 def _bind_inet(
-    p: _Planned, port: int, backlog: int, *, dual_stack: bool
+    p: _Planned, port: int, backlog: int, *, dual_stack: bool, sharing: PortSharing = "none"
 ) -> tuple[socket.socket, BoundEndpoint]:
     host = p.sockaddr[0]
     sockaddr = (host, port, *p.sockaddr[2:])
     where = join_host_port(host, port)
+    dual = p.family == socket.AF_INET6 and _dual_stack(p, dual_stack)
+    if sharing == "lead" and port != 0:
+        _check_free(p, sockaddr, where, dual=dual)
     try:
         sock = socket.socket(p.family, p.socktype)
     except OSError as exc:
@@ -555,10 +597,11 @@ def _bind_inet(
         family = "IPv4"
         if p.socktype == socket.SOCK_STREAM:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if sharing != "none":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if p.family == socket.AF_INET6:
-            both = dual_stack and host == "::"
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if both else 1)
-            family = "IPv4+IPv6" if both else "IPv6"
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if dual else 1)
+            family = "IPv4+IPv6" if dual else "IPv6"
         sock.bind(sockaddr)
         if p.socktype == socket.SOCK_STREAM:
             sock.listen(backlog)
@@ -572,6 +615,34 @@ def _bind_inet(
         p.binding.info.name, transport, Endpoint(host=bound_host, port=bound_port), family
     )
     return sock, ep
+
+
+def _dual_stack(p: _Planned, lone_v6: bool) -> bool:
+    """Whether an IPv6 socket also takes IPv4: a lone ``::``, or what the lead chose."""
+    if p.binding.v6only is not None:
+        return not p.binding.v6only
+    return lone_v6 and p.sockaddr[0] == "::"
+
+
+def _check_free(p: _Planned, sockaddr: Any, where: str, *, dual: bool) -> None:
+    """Raise AddressInUse when another socket holds the address.
+
+    Why: with SO_REUSEPORT a second server of the same user would silently
+    split this port's traffic with the first; a bind without it (and without
+    listen, so no client is ever queued on it) keeps "address already in
+    use" meaning what it says.
+    """
+    probe = socket.socket(p.family, p.socktype)
+    try:
+        if p.socktype == socket.SOCK_STREAM:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if p.family == socket.AF_INET6:
+            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if dual else 1)
+        probe.bind(sockaddr)
+    except OSError as exc:
+        raise translate_os_error(exc, action="bind", where=where) from exc
+    finally:
+        probe.close()
 
 
 def _bind_unix(binding: Binding, backlog: int) -> tuple[Binding, socket.socket, BoundEndpoint]:
