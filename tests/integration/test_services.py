@@ -584,3 +584,26 @@ def test_sum_counts_requests_the_server_left_unanswered(arun: Run) -> None:
             assert replies == ["3", "ERR no more"]
 
     arun(main)
+
+
+def test_sum_lines_times_out_when_the_server_stops_reading(arun: Run) -> None:
+    # The kernel completes the handshake, but nobody ever reads: once the
+    # socket buffers fill, sending must give up after the timeout, not hang.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+
+    async def endless() -> AsyncIterator[bytes]:
+        line = b"1 " + b"2" * (1024 * 1024) + b"\n"
+        for _ in range(256):  # 256 MiB at most, far beyond any loopback buffer
+            yield line
+
+    async def main() -> None:
+        with pytest.raises(TimedOut, match=r"took none of request \d+ for 0.5 s"):
+            await sum_lines(Endpoint("127.0.0.1", port), endless(), print, timeout=0.5)
+
+    try:
+        arun(main)
+    finally:
+        listener.close()

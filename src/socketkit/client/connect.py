@@ -27,7 +27,13 @@ from socketkit.errors import (
     translate_os_error,
 )
 
-__all__ = ["HAPPY_EYEBALLS_DELAY", "connect_datagram", "connect_stream", "interleave"]
+__all__ = [
+    "HAPPY_EYEBALLS_DELAY",
+    "connect_datagram",
+    "connect_stream",
+    "interleave",
+    "no_udp_service",
+]
 
 log = logging.getLogger("socketkit.client")
 
@@ -216,6 +222,13 @@ async def _race(candidates: list[AddrInfo], delay: float, where: str) -> socket.
             except (OSError, asyncio.CancelledError):
                 pass
     raise _best_error(errors, where)
+
+
+def no_udp_service(where: object) -> ConnectionRefused:
+    """The line for ICMP port unreachable on a UDP socket (Linux reports it on the next call)."""
+    return ConnectionRefused(
+        f"no UDP service at {where} (the host answered 'port unreachable') - is the server running?"
+    )
 
 
 def _best_error(errors: list[OSError], where: str) -> SocketkitError:

@@ -13,12 +13,11 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from socketkit.client.connect import connect_datagram, connect_stream, describe
+from socketkit.client.connect import connect_datagram, connect_stream, describe, no_udp_service
 from socketkit.display import escape_payload
 from socketkit.endpoints import Endpoint
 from socketkit.errors import (
     ConnectionLost,
-    ConnectionRefused,
     TimedOut,
     UsageError,
     translate_os_error,
@@ -151,10 +150,7 @@ async def _echo_udp(message: bytes, endpoint: Endpoint) -> EchoResult:
         log.info("recv returned a datagram of %d bytes: %s", len(data), escape_payload(data))
     except OSError as exc:
         if isinstance(exc, ConnectionRefusedError):
-            raise ConnectionRefused(
-                f"no UDP service at {where} (the host answered 'port unreachable') - "
-                "is the server running?"
-            ) from exc
+            raise no_udp_service(where) from exc
         raise translate_os_error(exc, action="echo", where=where) from exc
     finally:
         sock.close()

@@ -26,10 +26,9 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from socketkit.client.connect import connect_datagram, connect_stream, describe
+from socketkit.client.connect import connect_datagram, connect_stream, describe, no_udp_service
 from socketkit.endpoints import Endpoint
 from socketkit.errors import (
-    ConnectionRefused,
     OutputClosed,
     SocketkitError,
     TimedOut,
@@ -227,10 +226,7 @@ async def _relay_udp(
         for task in finished:
             task.result()
     except ConnectionRefusedError as exc:
-        raise ConnectionRefused(
-            f"no UDP service at {where} (the host answered 'port unreachable') - "
-            "is the server running?"
-        ) from exc
+        raise no_udp_service(where) from exc
     except OSError as exc:
         raise translate_os_error(exc, action="relay", where=where) from exc
     finally:

@@ -21,13 +21,12 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from socketkit.client.connect import connect_datagram, connect_stream, describe
+from socketkit.client.connect import connect_datagram, connect_stream, describe, no_udp_service
 from socketkit.client.netcat import guarded_sink
 from socketkit.display import escape_payload
 from socketkit.endpoints import Endpoint
 from socketkit.errors import (
     ConnectionLost,
-    ConnectionRefused,
     OutputClosed,
     RemoteProtocolError,
     TimedOut,
@@ -180,10 +179,7 @@ async def _exchange_datagram(endpoint: Endpoint, request: bytes, timeout: float)
     except TimeoutError:
         raise _no_reply(endpoint, timeout, udp=True) from None
     except ConnectionRefusedError as exc:
-        raise ConnectionRefused(
-            f"no UDP service at {endpoint} (the host answered 'port unreachable') - "
-            "is the server running?"
-        ) from exc
+        raise no_udp_service(endpoint) from exc
     except OSError as exc:
         raise translate_os_error(exc, action="exchange with", where=_where(endpoint)) from exc
     finally:
@@ -381,10 +377,7 @@ async def discard(
             sent = await _discard_stream(sock, endpoint, source, timeout)
             datagrams = 0
     except ConnectionRefusedError as exc:
-        raise ConnectionRefused(
-            f"no UDP service at {endpoint} (the host answered 'port unreachable') - "
-            "is the server running?"
-        ) from exc
+        raise no_udp_service(endpoint) from exc
     except OSError as exc:
         raise translate_os_error(exc, action="send to", where=where) from exc
     finally:
@@ -566,7 +559,15 @@ async def sum_lines(
     async def outbound() -> None:
         nonlocal requests
         async for line in _lines(source):
-            await loop.sock_sendall(sock, line)
+            try:
+                # A server that stops reading (and answering) must not hang us.
+                async with asyncio.timeout(timeout):
+                    await loop.sock_sendall(sock, line)
+            except TimeoutError:
+                raise TimedOut(
+                    f"{where} took none of request {requests + 1} for {timeout:g} s - "
+                    "the server stopped reading (is it stuck? --timeout sets the wait)"
+                ) from None
             requests += 1
         log.info("sent %d request line(s); shutdown(SHUT_WR)", requests)
         with contextlib.suppress(OSError):
