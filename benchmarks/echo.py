@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/echo.py --quick        # a few minutes
     .venv/bin/python benchmarks/echo.py                # every cell of issue 6 (~15 min)
     .venv/bin/python benchmarks/echo.py --json out.json --markdown out.md
+    .venv/bin/python benchmarks/echo.py --workers-only   # serve --workers 1 vs 2
 
 What it does, and why:
 
@@ -22,8 +23,10 @@ What it does, and why:
   run and divides by every echo the generator got back (warm-up included):
   the fairer figure when the generator saturates first;
 - optionally compares ``socketkit bench`` with a C epoll client against the
-  uvloop Protocol baseline (the "fastest other generator"), and opens many
-  idle connections to socketkit to measure resident memory per connection.
+  uvloop Protocol baseline (the "fastest other generator"), compares
+  ``serve --workers 1`` with ``--workers 2`` under the C client, and opens
+  many idle connections to socketkit to measure resident memory per
+  connection.
 
 Every process it starts is ended by PID in a ``finally``. Loopback only.
 """
@@ -185,29 +188,15 @@ def servers(c: dict[str, Path]) -> list[Server]:
         Server("selectors", [*base, "selectors"], {"rr", "stream", "udp"}),
         Server("copyloop", [*base, "copyloop"], {"stream"}),
     ]
+    # socketkit's serve already runs the mirror (echo) and the draining UDP
+    # endpoint behind UdpGuard; these two relays are measured, not wired.
     fast = [PY, str(HERE / "fastpaths.py")]
-    found.append(
-        Server("socketkit udp-drain (not wired yet)", [*fast, "udp-drain"], {"udp"}, False)
-    )
     if sys.platform == "linux":
         found.append(
-            Server(
-                "socketkit splice (not wired yet)", [*fast, "tcp-splice"], {"rr", "stream"}, False
-            )
+            Server("socketkit splice (experiment)", [*fast, "tcp-splice"], {"stream"}, False)
         )
     found.append(
-        Server("socketkit copy-relay (not wired yet)", [*fast, "tcp-copy"], {"rr", "stream"}, False)
-    )
-    found.append(
-        Server("socketkit mirror (not wired yet)", [*fast, "tcp-mirror"], {"rr", "stream"}, False)
-    )
-    found.append(
-        Server(
-            "socketkit udp-drain + UdpGuard (not wired yet)",
-            [*fast, "udp-drain-guard"],
-            {"udp"},
-            False,
-        )
+        Server("socketkit copy-relay (experiment)", [*fast, "tcp-copy"], {"stream"}, False)
     )
     if "epoll_echo" in c:
         found.append(
@@ -233,7 +222,7 @@ def read_port(proc: subprocess.Popen[str], deadline: float) -> int:
 
 
 @contextmanager
-def running(all_servers: Sequence[Server]) -> Iterator[None]:
+def running(all_servers: Sequence[Server], *, pinned: bool = True) -> Iterator[None]:
     try:
         for s in all_servers:
             s.proc = subprocess.Popen(
@@ -241,7 +230,7 @@ def running(all_servers: Sequence[Server]) -> Iterator[None]:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
                 text=True,
-                preexec_fn=pin(SERVER_CPU),
+                preexec_fn=pin(SERVER_CPU) if pinned else None,
             )
             s.port = read_port(s.proc, time.monotonic() + 30)
         yield
@@ -316,23 +305,7 @@ def generator_comparison(
         ours, theirs = [], []
         for _ in range(repeats):
             ours.append(bench(srv, cell, duration, warmup).rps)
-            out = subprocess.run(
-                [
-                    str(client),
-                    "127.0.0.1",
-                    str(srv.port),
-                    str(conns),
-                    "64",
-                    str(duration),
-                    str(warmup),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=duration + warmup + 30,
-                preexec_fn=pin(LOAD_CPU),
-                check=False,
-            )
-            theirs.append(json.loads(out.stdout)["requests_per_second"])
+            theirs.append(c_client(client, srv, cell, duration, warmup))
         rows.append(
             {
                 "cell": cell.name,
@@ -342,6 +315,62 @@ def generator_comparison(
             }
         )
     return rows
+
+
+def c_client(
+    client: Path, srv: Server, cell: Cell, duration: float, warmup: float, pinned: bool = True
+) -> float:
+    """Requests/s the C epoll client reaches (rr) against a server."""
+    out = subprocess.run(
+        [
+            str(client),
+            "127.0.0.1",
+            str(srv.port),
+            str(cell.conns),
+            str(cell.size),
+            str(duration),
+            str(warmup),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=duration + warmup + 30,
+        preexec_fn=pin(LOAD_CPU) if pinned else None,
+        check=False,
+    )
+    rate: float = json.loads(out.stdout)["requests_per_second"]
+    return rate
+
+
+def workers_comparison(
+    client: Path, duration: float, warmup: float, repeats: int
+) -> list[dict[str, Any]]:
+    """serve --workers 1 vs 2 under the C client, interleaved; nothing pinned.
+
+    Two workers need two cores, so neither server nor client is pinned here:
+    on a 2-core machine the client takes its share of the same cores.
+    """
+    one, two = servers({})[0], servers({})[0]
+    one = Server("socketkit --workers 1", one.argv, one.modes, False)
+    two = Server("socketkit --workers 2", [*two.argv, "--workers", "2"], two.modes, False)
+    rows = []
+    with running([one, two], pinned=False):
+        for cell in (Cell("rr", 64, 16), Cell("rr", 64, 256), Cell("rr", 1024, 256)):
+            rates: dict[str, list[float]] = {one.name: [], two.name: []}
+            for rep in range(repeats):
+                for srv in (one, two) if rep % 2 == 0 else (two, one):
+                    rates[srv.name].append(c_client(client, srv, cell, duration, warmup, False))
+            r1, r2 = (statistics.median(rates[n]) for n in (one.name, two.name))
+            rows.append({"cell": cell.name, "workers_1": r1, "workers_2": r2})
+    return rows
+
+
+def print_workers(rows: list[dict[str, Any]]) -> None:
+    print("\n### serve --workers 1 vs 2 (C epoll client, nothing pinned)\n")
+    print("| cell | 1 worker req/s | 2 workers req/s | ratio |")
+    print("|---|---:|---:|---:|")
+    for r in rows:
+        ratio = r["workers_2"] / r["workers_1"] if r["workers_1"] else 0
+        print(f"| {r['cell']} | {r['workers_1']:,.0f} | {r['workers_2']:,.0f} | {ratio:.2f} |")
 
 
 _SOURCE = [1]
@@ -427,6 +456,11 @@ def main() -> int:
     parser.add_argument("--cells", help="comma-separated cells like rr:64:16,udp:1024:16")
     parser.add_argument("--idle", type=int, help="idle connections to open (0: skip)")
     parser.add_argument("--no-generator-check", action="store_true")
+    parser.add_argument(
+        "--workers-only",
+        action="store_true",
+        help="only compare serve --workers 1 and 2 (needs gcc for the C client)",
+    )
     parser.add_argument("--json", metavar="FILE", help="write every run's numbers here")
     parser.add_argument("--markdown", metavar="FILE", help="write the tables here too")
     args = parser.parse_args()
@@ -444,6 +478,12 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="sk-bench-"))
     try:
         c = build_c(workdir)
+        if args.workers_only:
+            if "epoll_client" not in c:
+                print("the workers comparison needs gcc for the C client", file=sys.stderr)
+                return 1
+            print_workers(workers_comparison(c["epoll_client"], duration, args.warmup, repeats))
+            return 0
         all_servers = servers(c)
         if args.only:
             keep = {"socketkit", *args.only.split(",")}
@@ -478,14 +518,14 @@ def main() -> int:
                     repeats,
                 )
                 print_generator(extra["generator"])
+            if "epoll_client" in c and len(os.sched_getaffinity(0)) >= 2:
+                extra["workers"] = workers_comparison(
+                    c["epoll_client"], duration, args.warmup, repeats
+                )
+                print_workers(extra["workers"])
             if idle:
                 extra["idle"] = []
-                for name in (
-                    "socketkit",
-                    "socketkit copy-relay (not wired yet)",
-                    "socketkit mirror (not wired yet)",
-                    "selectors",
-                ):
+                for name in ("socketkit", "selectors"):
                     if name in by_name:
                         try:
                             measured = idle_connections(by_name[name], idle)

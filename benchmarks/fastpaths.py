@@ -9,8 +9,9 @@
 
 Both serve protocols/echo.py's EchoDatagram with the runtime's counters on
 uvloop (when installed), bound to 127.0.0.1 port 0, and print ``PORT n``.
-They let the benchmark show what the draining endpoint changes before the
-server wires it in.
+``serve`` itself now runs the draining endpoint behind UdpGuard and, for
+echo, the mirror; the others stay here so a benchmark can compare the paths
+(splice and the copy relay are experiments that did not beat the mirror).
 """
 
 from __future__ import annotations
