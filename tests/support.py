@@ -154,16 +154,22 @@ class LineReader:
 
 @contextlib.contextmanager
 def serve_process(
-    *argv: str, last: str, merge_stderr: bool = False
+    *argv: str, last: str, merge_stderr: bool = False, new_session: bool = False
 ) -> Iterator[tuple[subprocess.Popen[bytes], LineReader]]:
     """Start ``socketkit serve``; yield it once it printed a line starting with ``last``.
 
     Endpoint lines are tab-separated when piped. ``merge_stderr`` sends
     stderr (the "try:" hint, the workers' pids, -v narration) to the same
-    reader, in order.
+    reader, in order. ``new_session`` gives it a process group of its own
+    (its pid is the group id), to signal as a service manager would.
     """
     stderr = subprocess.STDOUT if merge_stderr else subprocess.PIPE
-    proc = subprocess.Popen([*PY, "serve", *argv], stdout=subprocess.PIPE, stderr=stderr)
+    proc = subprocess.Popen(
+        [*PY, "serve", *argv],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        start_new_session=new_session,
+    )
     try:
         reader = LineReader(proc)
         reader.until(lambda line: line.startswith(last))

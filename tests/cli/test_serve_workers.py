@@ -111,6 +111,57 @@ def test_a_worker_that_dies_is_replaced() -> None:
     assert wait_gone(new)
 
 
+def test_a_worker_stopped_with_sigterm_is_not_replaced() -> None:
+    # A SIGTERM to the whole process group (a service manager's stop) reaches
+    # the workers first sometimes: a worker that stopped on purpose is not a
+    # death to make up for, or the restart limit would end in exit 70.
+    with serve_process(
+        "echo", "--port", "0", "--no-udp", "--workers", "3", last="try:", merge_stderr=True
+    ) as (proc, reader):
+        pids = worker_pids(reader)
+        os.kill(pids[2], signal.SIGTERM)
+        reader.until(lambda line: "worker 2" in line and "stopped on request" in line)
+        assert wait_gone(pids[2])
+        echo_many(echo_port(reader), 10)
+        os.kill(pids[1], signal.SIGTERM)
+        reader.until(lambda line: "worker 1" in line and "stopped on request" in line)
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=TIMEOUT)
+    output = "\n".join(reader.lines) + "\n" + rest.decode()
+    assert proc.returncode == 0, output
+    assert "starting another" not in output
+    assert "1 of 3 processes remain" in output
+    assert (
+        rest.decode()
+        .strip()
+        .splitlines()[-1]
+        .startswith("socketkit: stopped (3 workers): 10 connections served")
+    )
+
+
+def test_a_sigterm_to_the_process_group_stops_everything_with_exit_0() -> None:
+    with serve_process(
+        "echo",
+        "--port",
+        "0",
+        "--workers",
+        "3",
+        last="try:",
+        merge_stderr=True,
+        new_session=True,
+    ) as (proc, reader):
+        pids = worker_pids(reader)
+        echo_many(echo_port(reader), 6)
+        os.killpg(proc.pid, signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=TIMEOUT)
+    output = "\n".join(reader.lines) + "\n" + rest.decode()
+    assert proc.returncode == 0, output
+    assert "Traceback" not in output
+    assert "starting another" not in output
+    assert "6 connections served" in output.strip().splitlines()[-1]
+    assert all(wait_gone(pid) for pid in pids.values())
+
+
 def test_workers_that_keep_dying_stop_the_server_with_exit_70() -> None:
     with serve_process(
         "echo", "--port", "0", "--no-udp", "--workers", "2", last="try:", merge_stderr=True

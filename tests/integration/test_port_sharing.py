@@ -8,6 +8,8 @@ clients over both.
 from __future__ import annotations
 
 import asyncio
+import errno
+import multiprocessing.context
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,9 +17,9 @@ from typing import Any
 import pytest
 
 from socketkit import Binding, Server
-from socketkit.errors import AddressInUse
+from socketkit.errors import AddressInUse, WorkerFailed
 from socketkit.runtime.stats import ServerStatistics
-from socketkit.runtime.workers import combine_statistics
+from socketkit.runtime.workers import WorkerPool, combine_statistics
 
 Run = Callable[[Callable[[], Awaitable[Any]]], Any]
 
@@ -121,3 +123,22 @@ def test_combine_statistics_adds_every_counter() -> None:
         connections_served=7, bytes_sent=15, datagrams_refused=1, accept_errors=2
     )
     assert combine_statistics([]) == ServerStatistics()
+
+
+def test_a_worker_that_cannot_be_started_is_one_clear_error(
+    arun: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(self: object) -> None:
+        raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(multiprocessing.context.SpawnProcess, "start", refuse)
+
+    async def main() -> None:
+        async with Server([Binding("echo", "tcp", "127.0.0.1", 0)], port_sharing="lead") as lead:
+            pool = WorkerPool(lead, 3)
+            with pytest.raises(WorkerFailed, match="cannot start serve worker 1: Resource"):
+                await pool.start()
+            await pool.wait_stopped()
+            assert pool.pids == []
+
+    arun(main)

@@ -57,7 +57,7 @@ what fits). Loopback sources get full replies unless --udp-guard-loopback.
 --workers N runs N processes that share each TCP and UDP port through
 SO_REUSEPORT (Linux); the kernel spreads clients over them by address.
 Limits apply per worker; a Unix socket is served by the first process only;
-a worker that dies is replaced.
+a worker that dies is replaced (one stopped with SIGTERM is not).
 
 Ctrl-C or SIGTERM stops accepting, gives open connections --grace seconds to
 finish, then exits 0 with a one-line summary; a second Ctrl-C stops at once.
@@ -354,7 +354,6 @@ async def _serve(server: Server, args: argparse.Namespace) -> int:
         pool = WorkerPool(
             server, args.workers, loop=args.loop, verbosity=args.verbose, on_failure=on_failure
         )
-        await pool.start()
     except BaseException:
         await server.shutdown(0)
         raise
@@ -376,11 +375,18 @@ async def _serve(server: Server, args: argparse.Namespace) -> int:
             server.request_shutdown(0)
             pool.stop(now=True)
 
-    # Handlers first: whoever reads the table may signal us at once.
+    # Handlers before the workers start and before the table: whoever reads
+    # it, or a service manager, may signal us at once.
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
     try:
-        _announce(endpoints, args.host, loop_name(loop), pool)
+        try:
+            await pool.start()
+        except BaseException:
+            await server.shutdown(0)
+            raise
+        if not signals:
+            _announce(endpoints, args.host, loop_name(loop), pool)
         await server.wait_closed()
         pool.stop(now=signals > 1)
         await pool.wait_stopped(server.limits.shutdown_grace)

@@ -587,8 +587,12 @@ def _bind_inet(
     sockaddr = (host, port, *p.sockaddr[2:])
     where = join_host_port(host, port)
     dual = p.family == socket.AF_INET6 and _dual_stack(p, dual_stack)
-    if sharing == "lead" and port != 0:
-        _check_free(p, sockaddr, where, dual=dual)
+    if sharing == "lead":
+        # Linux picks a port for a SO_REUSEPORT UDP socket that may already
+        # serve another program of ours: let a plain socket pick it instead.
+        port = _check_free(p, sockaddr, where, dual=dual)
+        sockaddr = (host, port, *p.sockaddr[2:])
+        where = join_host_port(host, port)
     try:
         sock = socket.socket(p.family, p.socktype)
     except OSError as exc:
@@ -624,13 +628,13 @@ def _dual_stack(p: _Planned, lone_v6: bool) -> bool:
     return lone_v6 and p.sockaddr[0] == "::"
 
 
-def _check_free(p: _Planned, sockaddr: Any, where: str, *, dual: bool) -> None:
-    """Raise AddressInUse when another socket holds the address.
+def _check_free(p: _Planned, sockaddr: Any, where: str, *, dual: bool) -> int:
+    """The port, free for us: raise AddressInUse when another socket holds it.
 
     Why: with SO_REUSEPORT a second server of the same user would silently
     split this port's traffic with the first; a bind without it (and without
     listen, so no client is ever queued on it) keeps "address already in
-    use" meaning what it says.
+    use" meaning what it says. For port 0 that plain bind picks the port.
     """
     probe = socket.socket(p.family, p.socktype)
     try:
@@ -639,10 +643,12 @@ def _check_free(p: _Planned, sockaddr: Any, where: str, *, dual: bool) -> None:
         if p.family == socket.AF_INET6:
             probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if dual else 1)
         probe.bind(sockaddr)
+        port: int = probe.getsockname()[1]
     except OSError as exc:
         raise translate_os_error(exc, action="bind", where=where) from exc
     finally:
         probe.close()
+    return port
 
 
 def _bind_unix(binding: Binding, backlog: int) -> tuple[Binding, socket.socket, BoundEndpoint]:

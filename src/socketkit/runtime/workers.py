@@ -17,8 +17,11 @@ The shape, and why:
   group; the lead decides) and is told to stop through its pipe; a pipe
   that closes means the lead died, and the worker stops too, so no
   orphan keeps a port;
-- a worker that exits unasked is replaced, at most ``MAX_RESTARTS`` times
-  a minute; beyond that the lead stops everything and says so;
+- a worker that dies is replaced, at most ``MAX_RESTARTS`` times a minute;
+  beyond that the lead stops everything and says so. A worker that stopped
+  on purpose (SIGTERM: a service manager signals the whole process group,
+  and the workers may hear it before the lead) sent its counters and is not
+  replaced;
 - limits (connections, per-source caps, UDP rate) apply per worker, as
   nginx's ``worker_connections`` do.
 """
@@ -89,9 +92,10 @@ class _Worker:
     index: int
     process: Any
     conn: Connection
-    started: float
     ready: asyncio.Future[None]
+    replacement: bool
     stats: ServerStatistics | None = None
+    """Its counters, sent when it stopped on purpose (told to, or SIGTERM)."""
     stopping: bool = False
 
 
@@ -119,9 +123,10 @@ class WorkerPool:
         self._workers: dict[int, _Worker] = {}
         self._retired: list[ServerStatistics] = []
         self._restarts: deque[float] = deque()
+        self._last_error = ""
+        self._started = False
         self._stopping = False
-        self._now = False
-        self._all_gone: asyncio.Event | None = None
+        self._all_gone = asyncio.Event()
 
     # -- public ---------------------------------------------------------------
 
@@ -132,23 +137,25 @@ class WorkerPool:
 
     async def start(self) -> None:
         """Start every worker and wait until each has bound its sockets."""
-        self._all_gone = asyncio.Event()
-        if self.count == 1:
-            self._all_gone.set()
-            return
+        spawned: list[_Worker] = []
         try:
             for index in range(1, self.count):
-                self._spawn(index)
-            await self._wait_ready(list(self._workers.values()))
+                if self._stopping:
+                    break
+                spawned.append(self._spawn(index))
+            await self._wait_ready(spawned)
         except BaseException:
             self.stop(now=True)
             await self.wait_stopped()
             raise
+        finally:
+            self._started = True
+            _read_outcomes(spawned)
+        self._update_all_gone()
 
     def stop(self, *, now: bool = False) -> None:
         """Ask every worker to stop: gracefully, or at once (a second Ctrl-C)."""
         self._stopping = True
-        self._now = self._now or now
         for worker in self._workers.values():
             if not worker.stopping or now:
                 worker.stopping = True
@@ -157,16 +164,19 @@ class WorkerPool:
 
     async def wait_stopped(self, grace: float = 0.0) -> None:
         """Wait for every worker to exit; kill what is left after ``grace`` + a margin."""
-        assert self._all_gone is not None
-        try:
+        self._update_all_gone()
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._all_gone.wait(), grace + _STOP_MARGIN)
-        except TimeoutError:
-            for worker in list(self._workers.values()):
-                log.warning(
-                    "worker %d (pid %s) did not stop; killing it", worker.index, worker.process.pid
-                )
-                worker.process.kill()
+            return
+        for worker in list(self._workers.values()):
+            log.warning(
+                "worker %d (pid %s) did not stop; killing it", worker.index, worker.process.pid
+            )
+            worker.process.kill()
+        try:
             await asyncio.wait_for(self._all_gone.wait(), _STOP_MARGIN)
+        except TimeoutError:
+            log.warning("workers %s did not exit even when killed", self.pids)
 
     def statistics(self) -> list[ServerStatistics]:
         """What the workers reported when they stopped (the ones that could)."""
@@ -174,33 +184,39 @@ class WorkerPool:
 
     # -- internals ------------------------------------------------------------
 
-    def _spawn(self, index: int) -> _Worker:
+    def _spawn(self, index: int, *, replacement: bool = False) -> _Worker:
         loop = asyncio.get_running_loop()
-        ours, theirs = self._ctx.Pipe()
         spec = dataclasses.replace(self._spec, index=index)
+        try:
+            ours, theirs = self._ctx.Pipe()
+        except OSError as exc:
+            raise _cannot_start(index, exc) from exc
         process = self._ctx.Process(
-            target=_worker_main,
-            args=(spec, theirs),
-            name=f"socketkit-serve-{index}",
+            target=_worker_main, args=(spec, theirs), name=f"socketkit-serve-{index}"
         )
         # The child inherits "ignore SIGINT" across exec, so a Ctrl-C while it
         # is still importing cannot print a KeyboardInterrupt traceback.
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             process.start()
+        except OSError as exc:
+            ours.close()
+            raise _cannot_start(index, exc) from exc
         finally:
             signal.signal(signal.SIGINT, previous)
-        theirs.close()
-        worker = _Worker(index, process, ours, time.monotonic(), loop.create_future())
+            theirs.close()
+        worker = _Worker(index, process, ours, loop.create_future(), replacement)
         self._workers[index] = worker
+        self._all_gone.clear()
         loop.add_reader(ours.fileno(), self._on_message, worker)
         loop.add_reader(process.sentinel, self._on_exit, worker)
         return worker
 
     async def _wait_ready(self, workers: list[_Worker]) -> None:
+        if not workers:
+            return
         futures = [w.ready for w in workers]
         _, pending = await asyncio.wait(futures, timeout=START_TIMEOUT)
-        # Read every outcome (no "exception never retrieved"), raise the first.
         errors = [f.exception() for f in futures if f.done() and f.exception() is not None]
         if errors:
             raise errors[0]  # type: ignore[misc]
@@ -221,11 +237,14 @@ class WorkerPool:
         if kind == "ready":
             if not worker.ready.done():
                 worker.ready.set_result(None)
+            if worker.replacement:
+                log.warning("worker %d is now pid %s", worker.index, worker.process.pid)
         elif kind == "error":
+            self._last_error = str(payload)
             if not worker.ready.done():
                 worker.ready.set_exception(payload)
-            else:
-                self._fail(payload)
+                if worker.replacement:
+                    worker.ready.exception()  # nobody awaits a replacement: read it here
         elif kind == "done":
             worker.stats = payload
         return True
@@ -251,9 +270,24 @@ class WorkerPool:
                     f"serve worker {worker.index} exited before it was ready (code {code})"
                 )
             )
-        elif not self._stopping:
+            if worker.replacement or self._stopping:
+                worker.ready.exception()  # read here: nobody else will
+        if worker.stats is not None and not self._stopping:
+            # It stopped on purpose (a SIGTERM to it, or to the whole process
+            # group before ours arrived): not a death to make up for.
+            log.warning(
+                "worker %d (pid %s) stopped on request; %d of %d processes remain",
+                worker.index,
+                worker.process.pid,
+                len(self._workers) + 1,
+                self.count,
+            )
+        elif self._started and not self._stopping:
             self._replace(worker, code)
-        if not self._workers and self._all_gone is not None:
+        self._update_all_gone()
+
+    def _update_all_gone(self) -> None:
+        if not self._workers:
             self._all_gone.set()
 
     def _replace(self, worker: _Worker, code: int | None) -> None:
@@ -261,10 +295,11 @@ class WorkerPool:
         while self._restarts and now - self._restarts[0] > RESTART_WINDOW:
             self._restarts.popleft()
         if len(self._restarts) >= MAX_RESTARTS:
+            last = self._last_error or f"the last exited with code {code}"
             self._fail(
                 WorkerFailed(
                     f"serve workers keep dying ({MAX_RESTARTS} replaced within "
-                    f"{RESTART_WINDOW:g} s, the last with code {code}) - run with -v and fewer --workers"
+                    f"{RESTART_WINDOW:g} s; {last}) - run with -v and fewer --workers"
                 )
             )
             return
@@ -275,19 +310,10 @@ class WorkerPool:
             worker.process.pid,
             code,
         )
-        replacement = self._spawn(worker.index)
-        replacement.ready.add_done_callback(self._check_replacement)
-
-    def _check_replacement(self, ready: asyncio.Future[None]) -> None:
-        if ready.cancelled():
-            return
-        exc = ready.exception()
-        if exc is not None:
-            self._fail(exc if isinstance(exc, SocketkitError) else WorkerFailed(str(exc)))
-            return
-        for worker in self._workers.values():
-            if worker.ready is ready:
-                log.warning("worker %d is now pid %s", worker.index, worker.process.pid)
+        try:
+            self._spawn(worker.index, replacement=True)
+        except WorkerFailed as exc:
+            self._fail(exc)
 
     def _fail(self, exc: SocketkitError) -> None:
         if self._stopping:
@@ -295,6 +321,20 @@ class WorkerPool:
         self.stop()
         if self._on_failure is not None:
             self._on_failure(exc)
+
+
+def _read_outcomes(workers: list[_Worker]) -> None:
+    """Read every settled start-up outcome, so none is reported as never retrieved."""
+    for worker in workers:
+        if worker.ready.done() and not worker.ready.cancelled():
+            worker.ready.exception()
+
+
+def _cannot_start(index: int, exc: OSError) -> WorkerFailed:
+    return WorkerFailed(
+        f"cannot start serve worker {index}: {exc.strerror or exc} - "
+        "raise the process or file limits (ulimit -u, ulimit -n) or use fewer --workers"
+    )
 
 
 # -- the worker process ----------------------------------------------------------
@@ -328,7 +368,12 @@ async def _serve(spec: _Spec, conn: Connection) -> None:
         port_sharing="join",
     )
     await server.start()
-    conn.send(("ready", None))
+    try:
+        conn.send(("ready", None))
+    except OSError:
+        # The lead is gone already: nobody to serve for.
+        await server.shutdown(0)
+        return
 
     def on_message() -> None:
         try:
