@@ -345,3 +345,20 @@ def test_refused_when_nobody_listens(arun: Run) -> None:
             await echo(b"x", ep)
 
     arun(main)
+
+
+def test_statistics_count_the_bytes_of_connections_still_open(arun: Run) -> None:
+    # The echo fast path counts bytes lazily; statistics() must still be exact.
+    async def main() -> None:
+        async with Server(tcp()) as server:
+            reader, writer = await open_client(server.address("echo", "tcp"))
+            for _ in range(3):
+                writer.write(b"x" * 1000)
+                assert await reader.readexactly(1000) == b"x" * 1000
+            stats = server.statistics()
+            assert stats.connections_active == 1
+            assert stats.bytes_received == stats.bytes_sent == 3000
+            writer.close()
+            await writer.wait_closed()
+
+    arun(main)

@@ -295,6 +295,9 @@ class Server:
 
     def statistics(self) -> ServerStatistics:
         self.counters.connections_active = len(self._active)
+        for conn in self._active:
+            if isinstance(conn, MirrorConnection):
+                conn.report()  # the mirror counts bytes lazily (see its data_received)
         return self.counters.snapshot()
 
     async def start(self) -> list[BoundEndpoint]:
