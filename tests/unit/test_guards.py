@@ -137,3 +137,25 @@ def test_bad_udp_limits_are_usage_errors() -> None:
         Limits(udp_amplification=-1)
     with pytest.raises(UsageError, match="udp_burst"):
         Limits(udp_burst=0)
+
+
+@pytest.mark.parametrize(
+    ("limits", "addr", "free"),
+    [
+        (Limits(), ("127.0.0.1", 40000), True),
+        (Limits(), ("::1", 40000, 0, 0), True),
+        (Limits(), ("::ffff:127.0.0.9", 40000, 0, 0), True),
+        (STRICT, ("127.0.0.1", 40000), False),  # --udp-guard-loopback
+        (Limits(), ("127.0.0.1", 19), False),  # the loop guard applies to loopback too
+        (Limits(), ("192.0.2.1", 40000), False),  # rate limit and budget apply
+    ],
+)
+def test_free_pass_only_where_admit_and_settle_would_pass_everything(
+    limits: Limits, addr: tuple[object, ...], free: bool
+) -> None:
+    guard = UdpGuard(limits)
+    assert guard.free_pass(addr) is free
+    if free:
+        admission = guard.admit(addr, 1)
+        assert admission.admitted and admission.budget is None
+        assert guard.settle(addr, admission, [b"x" * 5000] * 3) == ([b"x" * 5000] * 3, 0)

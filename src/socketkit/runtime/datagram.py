@@ -79,7 +79,10 @@ class DatagramEndpoint(asyncio.DatagramProtocol):
             )
         try:
             if self._guard is not None:
-                allowed = self._guarded(self._guard, data, addr)
+                if self._guard.free_pass(addr):
+                    allowed = self._service.handle(data, self._clock())
+                else:
+                    allowed = self._guarded(self._guard, data, addr)
             else:
                 replies = self._service.handle(data, self._clock())
                 allowed = self._policy(addr, data, replies)

@@ -118,6 +118,15 @@ class UdpGuard:
     def tracked_sources(self) -> int:
         return len(self._buckets)
 
+    def free_pass(self, addr: Any) -> bool:
+        """True for a source with no limit to apply (loopback, by default).
+
+        Why: ``admit`` and ``settle`` would let every reply through for it
+        anyway; the datagram adapters skip both for such sources (a quarter
+        of the CPU per datagram on a busy loopback port).
+        """
+        return self._verdict(addr)[2]
+
     def is_exempt(self, ip: Address | None) -> bool:
         return ip is not None and ip.is_loopback and self.limits.udp_loopback_exempt
 
