@@ -360,5 +360,54 @@ def test_statistics_count_the_bytes_of_connections_still_open(arun: Run) -> None
             assert stats.bytes_received == stats.bytes_sent == 3000
             writer.close()
             await writer.wait_closed()
+            final = await server.shutdown()  # reported at close too: counted once, not twice
+            assert final.bytes_received == final.bytes_sent == 3000
+
+    arun(main)
+
+
+def test_idle_timeout_aborts_a_client_that_sends_and_never_reads(arun: Run) -> None:
+    # Pending output is not progress: otherwise this client holds its slot forever.
+    async def main() -> None:
+        async with Server(tcp(), limits=Limits(idle_timeout=0.2)) as server:
+            ep = server.address("echo", "tcp")
+            loop = asyncio.get_running_loop()
+            client = socket.socket()
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            client.setblocking(False)
+            try:
+                await asyncio.wait_for(loop.sock_connect(client, (ep.host, ep.port)), TIMEOUT)
+                chunk = b"x" * (1 << 20)
+                reset: OSError | None = None
+                for _ in range(256):  # at most 256 MiB; the buffers hold ~15
+                    try:
+                        await asyncio.wait_for(loop.sock_sendall(client, chunk), TIMEOUT)
+                    except (ConnectionResetError, BrokenPipeError) as exc:
+                        reset = exc  # the server's abort
+                        break
+                assert reset is not None
+            finally:
+                client.close()
+            stats = server.statistics()
+            assert stats.connections_timed_out == 1
+            assert stats.connections_aborted == 1
+
+    arun(main)
+
+
+def test_idle_timeout_spares_a_connection_that_keeps_talking(arun: Run) -> None:
+    async def main() -> None:
+        async with Server(tcp(), limits=Limits(idle_timeout=0.2)) as server:
+            reader, writer = await open_client(server.address("echo", "tcp"))
+            loop = asyncio.get_running_loop()
+            end = loop.time() + 0.8  # four idle timeouts of steady round trips
+            for _ in range(1_000_000):
+                if loop.time() >= end:
+                    break
+                writer.write(b"x")
+                assert await asyncio.wait_for(reader.readexactly(1), TIMEOUT) == b"x"
+            assert server.statistics().connections_timed_out == 0
+            writer.close()
+            await writer.wait_closed()
 
     arun(main)

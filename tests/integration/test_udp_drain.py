@@ -219,3 +219,29 @@ def test_a_udp_guard_is_asked_first_and_its_refusals_are_counted(arun: Run) -> N
     assert counters.datagrams_rate_limited == 3
     assert served == [b"0", b"1"]  # refused sources cost no service work
     assert counters.datagrams_sent == 2
+
+
+class WrongType(DatagramService):
+    """Answers b"bad" with a str: a bug that escapes the adapter's loop in sendto."""
+
+    def handle(self, datagram: bytes, now: float) -> list[bytes]:
+        return ["bad"] if datagram == b"bad" else [datagram]  # type: ignore[list-item]
+
+
+def test_a_bug_escaping_the_batch_keeps_the_counts_of_what_it_served() -> None:
+    server, client = udp_pair()
+    server.setblocking(False)
+    counters = Counters()
+    endpoint = DrainingDatagramEndpoint("echo/udp", server, WrongType(), counters, time.time)
+    try:
+        for message in (b"one", b"two", b"bad"):  # loopback delivers within send()
+            client.send(message)
+        with pytest.raises(TypeError):
+            endpoint._on_readable()  # the loop would log it; the counts must stay
+        assert counters.datagrams_received == 3
+        assert counters.bytes_received == 9
+        assert counters.datagrams_sent == 2
+        assert counters.bytes_sent == 6
+    finally:
+        endpoint.close()
+        client.close()

@@ -90,9 +90,12 @@ class _Bucket:
 class UdpGuard:
     """A reply policy for ``Server(udp_policy=...)``: one per server (it keeps state).
 
-    The datagram adapter asks ``admit`` before the service runs and hands the
-    replies to ``settle``; used as a plain ``policy(addr, request, replies)``
-    callable it does both at once.
+    The datagram adapters ask ``free_pass`` first (a source with no limit to
+    apply skips the rest), then ``admit`` before the service runs, and hand
+    the replies to ``settle``; used as a plain ``policy(addr, request,
+    replies)`` callable it does both at once. A subclass that changes what
+    ``admit`` or ``settle`` decide for loopback must override ``free_pass``
+    too.
     """
 
     def __init__(

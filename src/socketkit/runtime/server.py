@@ -485,6 +485,8 @@ class Server:
             await loop.connect_accepted_socket(lambda: handler, conn)
         except (OSError, asyncio.CancelledError) as exc:
             conn.close()
+            if isinstance(handler, MirrorConnection):
+                handler.report()  # it may have echoed already; counted before it leaves _active
             self._release(handler)
             if isinstance(exc, asyncio.CancelledError):
                 raise

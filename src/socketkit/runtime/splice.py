@@ -410,8 +410,8 @@ class MirrorConnection(asyncio.Protocol):
         self._closing = False
         self._aborted = False
         self._idle_timer: asyncio.TimerHandle | None = None
-        self._seen = -1
-        """``bytes_in`` at the last idle check (-1: none yet)."""
+        self._seen: tuple[int, int] = (-1, -1)
+        """``bytes_in`` and the write buffer's size at the last idle check."""
         self._quiet_checks = 0
         self.closed: asyncio.Future[None] = self._loop.create_future()
         self.bytes_in = 0
@@ -493,12 +493,18 @@ class MirrorConnection(asyncio.Protocol):
         return self._transport is not None and self._transport.get_write_buffer_size() > 0
 
     def _check_idle(self) -> None:
-        """Idle once ``_IDLE_CHECKS`` checks in a row saw no byte: closed within 1-1.25 x timeout."""
+        """Idle once ``_IDLE_CHECKS`` checks in a row saw no progress: closed within 1-1.25 x timeout.
+
+        Progress is a byte read or a byte of pending output written; pending
+        output alone is not, or a client that sends and never reads would
+        hold its slot (and a write buffer) forever.
+        """
         timeout = self._limits.idle_timeout
-        if timeout is None or self.closed.done():
+        if timeout is None or self.closed.done() or self._transport is None:
             return
-        if self.bytes_in != self._seen or self.wants_flush():
-            self._seen = self.bytes_in
+        seen = (self.bytes_in, self._transport.get_write_buffer_size())
+        if seen != self._seen:
+            self._seen = seen
             self._quiet_checks = 0
         else:
             self._quiet_checks += 1

@@ -64,7 +64,12 @@ class ServerStatistics:
 
 
 class Counters:
-    """The mutable side: plain attributes, cheap to bump on the hot path."""
+    """The mutable side: plain attributes, cheap to bump on the hot path.
+
+    Echo connections on the fast path add their bytes lazily (at close, or
+    when ``Server.statistics()`` asks them), so read a running server's
+    figures through ``statistics()``, not from these attributes.
+    """
 
     def __init__(self) -> None:
         for f in fields(ServerStatistics):
