@@ -364,13 +364,18 @@ def workers_comparison(
     return rows
 
 
-def print_workers(rows: list[dict[str, Any]]) -> None:
-    print("\n### serve --workers 1 vs 2 (C epoll client, nothing pinned)\n")
-    print("| cell | 1 worker req/s | 2 workers req/s | ratio |")
-    print("|---|---:|---:|---:|")
+def workers_text(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "\n### serve --workers 1 vs 2 (C epoll client, nothing pinned)\n",
+        "| cell | 1 worker req/s | 2 workers req/s | ratio |",
+        "|---|---:|---:|---:|",
+    ]
     for r in rows:
         ratio = r["workers_2"] / r["workers_1"] if r["workers_1"] else 0
-        print(f"| {r['cell']} | {r['workers_1']:,.0f} | {r['workers_2']:,.0f} | {ratio:.2f} |")
+        lines.append(
+            f"| {r['cell']} | {r['workers_1']:,.0f} | {r['workers_2']:,.0f} | {ratio:.2f} |"
+        )
+    return "\n".join(lines)
 
 
 _SOURCE = [1]
@@ -482,7 +487,9 @@ def main() -> int:
             if "epoll_client" not in c:
                 print("the workers comparison needs gcc for the C client", file=sys.stderr)
                 return 1
-            print_workers(workers_comparison(c["epoll_client"], duration, args.warmup, repeats))
+            print(
+                workers_text(workers_comparison(c["epoll_client"], duration, args.warmup, repeats))
+            )
             return 0
         all_servers = servers(c)
         if args.only:
@@ -490,6 +497,12 @@ def main() -> int:
             all_servers = [s for s in all_servers if s.name in keep]
         results: dict[tuple[str, str], Result] = {}
         extra: dict[str, Any] = {}
+        sections: list[str] = []  # what is printed, kept for --markdown
+
+        def emit(text: str) -> None:
+            print(text, flush=True)
+            sections.append(text)
+
         started = time.monotonic()
         with running(all_servers):
             for cell in cells:
@@ -503,7 +516,7 @@ def main() -> int:
                     for srv in order:
                         run = bench(srv, cell, duration, args.warmup)
                         results.setdefault((cell.name, srv.name), Result()).runs.append(run)
-                print_cell(cell, contenders, results)
+                emit(cell_table(cell, contenders, results))
             by_name = {s.name: s for s in all_servers}
             if (
                 not args.no_generator_check
@@ -517,12 +530,12 @@ def main() -> int:
                     args.warmup,
                     repeats,
                 )
-                print_generator(extra["generator"])
+                emit(generator_text(extra["generator"]))
             if "epoll_client" in c and len(os.sched_getaffinity(0)) >= 2:
                 extra["workers"] = workers_comparison(
                     c["epoll_client"], duration, args.warmup, repeats
                 )
-                print_workers(extra["workers"])
+                emit(workers_text(extra["workers"]))
             if idle:
                 extra["idle"] = []
                 for name in ("socketkit", "selectors"):
@@ -534,7 +547,7 @@ def main() -> int:
                             continue
                         measured["server"] = name
                         extra["idle"].append(measured)
-                        print_idle(measured)
+                        emit(idle_text(measured))
         extra["seconds"] = round(time.monotonic() - started, 1)
         verdicts = targets(cells, all_servers, results)
         print("\n## Targets\n")
@@ -556,11 +569,9 @@ def main() -> int:
                 )
             )
         if args.markdown:
-            with open(args.markdown, "w") as fh:
-                for cell in cells:
-                    contenders = [s for s in all_servers if (cell.name, s.name) in results]
-                    fh.write(cell_table(cell, contenders, results) + "\n")
-                fh.write("\n".join(verdicts) + "\n")
+            Path(args.markdown).write_text(
+                "\n".join(sections) + "\n\n## Targets\n\n" + "\n".join(verdicts) + "\n"
+            )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
@@ -600,29 +611,34 @@ def cell_table(
     return "\n".join(lines)
 
 
-def print_cell(
-    cell: Cell, contenders: Sequence[Server], results: dict[tuple[str, str], Result]
-) -> None:
-    print(cell_table(cell, contenders, results), flush=True)
-
-
-def print_generator(rows: list[dict[str, Any]]) -> None:
-    print("\n### generator check (against asyncio-protocol+uvloop)\n")
-    print("| cell | socketkit bench req/s | C epoll client req/s | ratio |")
-    print("|---|---:|---:|---:|")
+def generator_text(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "\n### generator check (against asyncio-protocol+uvloop)\n",
+        "| cell | socketkit bench req/s | C epoll client req/s | ratio |",
+        "|---|---:|---:|---:|",
+    ]
     for r in rows:
         ratio = r["socketkit_bench"] / r["c_epoll_client"] if r["c_epoll_client"] else 0
-        print(
+        lines.append(
             f"| {r['cell']} | {r['socketkit_bench']:,.0f} | {r['c_epoll_client']:,.0f} | {ratio:.2f} |"
         )
+    return "\n".join(lines)
 
 
-def print_idle(r: dict[str, Any]) -> None:
-    print(
+def idle_text(r: dict[str, Any]) -> str:
+    return (
         f"\n### idle connections: {r['server']}\n\n{r['connections']} idle connections: "
         f"{r['echoed_correctly']} echoed correctly; server RSS grew "
         f"{r['rss_growth_bytes'] / 1024:,.0f} KiB = {r['bytes_per_connection'] / 1024:.1f} KiB per connection"
     )
+
+
+def ratio_text(ratio: float) -> str:
+    """Two decimals, or three where two would round a miss up to 1.00 (or a pass down)."""
+    text = f"{ratio:.2f}"
+    if text == "1.00" and ratio != 1.0:
+        return f"{ratio:.3f}"
+    return text
 
 
 def targets(
@@ -642,9 +658,7 @@ def targets(
         rps = ours.median("rps")
         ratio = rps / best if best else 0
         verdict = "holds" if ratio >= 1.0 else "DOES NOT HOLD"
-        line = (
-            f"- {cell.name}: socketkit {ratio:.2f}x best baseline ({best_name}) in req/s: {verdict}"
-        )
+        line = f"- {cell.name}: socketkit {ratio_text(ratio)}x best baseline ({best_name}) in req/s: {verdict}"
         if cell.mode == "rr" and best_name:
             cpu = ours.median("cpu_per_request_us")
             best_cpu = min(
