@@ -113,7 +113,10 @@ def register(sub: Any) -> None:
         type=positive_int,
         default=None,
         metavar="N",
-        help=f"load processes, each with its own event loop (default: one per core, here {default_workers()})",
+        help=(
+            "load processes, each with its own event loop (default: one per core, here "
+            f"{default_workers()}; leave a core to a server on this machine)"
+        ),
     )
     p.add_argument(
         "--timeout",
