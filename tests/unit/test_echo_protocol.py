@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import socketkit.protocols
 from socketkit.errors import LocalProtocolError, UsageError
-from socketkit.protocols import OutputBuffer, get_service, service_names
+from socketkit.protocols import OutputBuffer, ServiceOptions, get_service, service_names
 from socketkit.protocols.echo import EchoDatagram, EchoStream
 
 MESSAGE = b"This is the message.  It will be repeated."
@@ -124,6 +124,25 @@ def test_registry_knows_echo_and_its_ports() -> None:
     assert info.default_port() == 10007
     assert info.default_port(0) == 7
     assert set(info.transports) == {"tcp", "udp", "unix"}
+
+
+def test_service_options_reach_only_the_services_that_take_them() -> None:
+    options = ServiceOptions(quotes=(b"only one\r\n",), max_line=16)
+    echo = get_service("echo")
+    assert echo.configured(options) is echo  # takes no options
+    qotd = get_service("qotd").configured(options)
+    assert qotd.stream is not None and qotd.datagram is not None
+    proto = qotd.stream(now=0.0)
+    assert proto.data_to_send() == b"only one\r\n"
+    assert qotd.datagram().handle(b"", 0.0) == [b"only one\r\n"]
+    sum_ = get_service("sum").configured(options)
+    assert sum_.stream is not None
+    line = sum_.stream(now=0.0)
+    line.receive_data(b"1 " + b"1" * 20 + b"\n")
+    assert line.data_to_send() == b"ERR line too long\n"
+    defaults = ServiceOptions()
+    assert get_service("qotd").configured(defaults) is get_service("qotd")
+    assert get_service("sum").configured(defaults) is get_service("sum")
 
 
 def test_registry_rejects_unknown_service_with_choices() -> None:

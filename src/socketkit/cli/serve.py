@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
-import functools
 import ipaddress
 import os
 import signal
@@ -23,9 +21,15 @@ from socketkit.cli.common import (
 from socketkit.cli.render import print_table
 from socketkit.endpoints import parse_port
 from socketkit.errors import SocketkitError, UsageError
-from socketkit.protocols import DEFAULT_PORT_BASE, ServiceInfo, get_service, service_names
-from socketkit.protocols.qotd import MAX_QUOTE, QotdDatagram, QotdStream, load_quotes_file
-from socketkit.protocols.sum import MAX_LINE, SumDatagram, SumStream
+from socketkit.protocols import (
+    DEFAULT_PORT_BASE,
+    ServiceInfo,
+    ServiceOptions,
+    get_service,
+    service_names,
+)
+from socketkit.protocols.qotd import MAX_QUOTE, load_quotes_file
+from socketkit.protocols.sum import MAX_LINE
 from socketkit.runtime import BoundEndpoint, Limits, Server, loop_name, plan_bindings, run
 from socketkit.runtime.guards import UdpGuard
 from socketkit.runtime.stats import ServerStatistics
@@ -253,24 +257,11 @@ def _limits(args: argparse.Namespace) -> Limits:
 
 def _configured(names: list[str], args: argparse.Namespace) -> list[ServiceInfo]:
     """The services with the options given on the command line (quotes, line limit)."""
-    quotes = load_quotes_file(args.quotes) if args.quotes else None
-    infos = []
-    for name in names:
-        info = get_service(name)
-        if name == "qotd" and quotes is not None:
-            info = dataclasses.replace(
-                info,
-                stream=functools.partial(QotdStream, quotes=quotes),
-                datagram=functools.partial(QotdDatagram, quotes=quotes),
-            )
-        elif name == "sum" and args.max_line != MAX_LINE:
-            info = dataclasses.replace(
-                info,
-                stream=functools.partial(SumStream, max_line=args.max_line),
-                datagram=functools.partial(SumDatagram, max_line=args.max_line),
-            )
-        infos.append(info)
-    return infos
+    options = ServiceOptions(
+        quotes=load_quotes_file(args.quotes) if args.quotes else None,
+        max_line=args.max_line,
+    )
+    return [get_service(name).configured(options) for name in names]
 
 
 def _ports(values: list[str], services: list[str]) -> tuple[int | None, dict[str, int]]:
@@ -335,10 +326,6 @@ def _run(args: argparse.Namespace) -> int:
         port_sharing="lead" if args.workers > 1 else "none",
     )
     return run(_serve(server, args), loop=args.loop)
-
-
-_TRY = {"echo": "echo hello", "sum": "sum 2 3"}
-"""What to suggest after start-up, per service (others: the bare command)."""
 
 
 async def _serve(server: Server, args: argparse.Namespace) -> int:
@@ -419,7 +406,8 @@ def _announce(endpoints: list[BoundEndpoint], host: str, loop: str, pool: Worker
             file=sys.stderr,
         )
     first = endpoints[0]
-    command = _TRY.get(first.service, first.service)
+    info = get_service(first.service)
+    command = f"{info.name} {info.try_args}".rstrip()
     if first.transport == "unix" and first.service == "echo":
         print(f"try: socketkit echo hello --unix {first.address.path}", file=sys.stderr)
     else:

@@ -1,13 +1,17 @@
 """Service registry: name -> protocol classes, RFC, ports and transports.
 
 Later services join by adding one ``ServiceInfo`` to ``_SERVICES``; the
-server, the CLI and the docs read everything else from here.
+server, the CLI and the docs read everything else from here, including
+which operator options a service takes (``ServiceOptions``) and what
+``serve`` suggests trying once it listens.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 from socketkit.errors import UsageError
 from socketkit.protocols.base import DatagramService, OutputBuffer, StreamProtocol
@@ -16,7 +20,7 @@ from socketkit.protocols.daytime import DaytimeDatagram, DaytimeStream
 from socketkit.protocols.discard import DiscardDatagram, DiscardStream
 from socketkit.protocols.echo import EchoDatagram, EchoStream
 from socketkit.protocols.qotd import QotdDatagram, QotdStream
-from socketkit.protocols.sum import SumDatagram, SumStream
+from socketkit.protocols.sum import MAX_LINE, SumDatagram, SumStream
 from socketkit.protocols.timeproto import TimeDatagram, TimeStream
 
 __all__ = [
@@ -24,6 +28,7 @@ __all__ = [
     "DatagramService",
     "OutputBuffer",
     "ServiceInfo",
+    "ServiceOptions",
     "StreamProtocol",
     "get_service",
     "service_names",
@@ -34,6 +39,28 @@ DEFAULT_PORT_BASE = 10000
 
 StreamFactory = Callable[..., StreamProtocol]
 DatagramFactory = Callable[[], DatagramService]
+
+
+@dataclass(frozen=True)
+class ServiceOptions:
+    """Operator settings that some services take (``serve --quotes``, ``--max-line``).
+
+    Why one object: the CLI fills it once, and each ``ServiceInfo`` picks
+    what applies to it, so no caller special-cases a service by name.
+    """
+
+    quotes: Sequence[bytes] | None = None
+    """qotd: the quotes to serve (None: the embedded collection)."""
+    max_line: int = MAX_LINE
+    """sum: the longest request line."""
+
+
+def _qotd_options(options: ServiceOptions) -> Mapping[str, Any]:
+    return {} if options.quotes is None else {"quotes": options.quotes}
+
+
+def _sum_options(options: ServiceOptions) -> Mapping[str, Any]:
+    return {} if options.max_line == MAX_LINE else {"max_line": options.max_line}
 
 
 @dataclass(frozen=True)
@@ -50,6 +77,21 @@ class ServiceInfo:
     """Called once per bound UDP socket; None if no UDP form."""
     fixed_default_port: int | None = None
     """For services without a well-known port (sum): the port at base 10000."""
+    try_args: str = ""
+    """Arguments for its client command in the hint ``serve`` prints (echo: ``hello``)."""
+    takes: Callable[[ServiceOptions], Mapping[str, Any]] | None = None
+    """The keyword arguments both factories take from ``ServiceOptions`` (None: none)."""
+
+    def configured(self, options: ServiceOptions) -> ServiceInfo:
+        """This service with the operator's options bound into its factories."""
+        kwargs = self.takes(options) if self.takes is not None else {}
+        if not kwargs:
+            return self
+        return replace(
+            self,
+            stream=functools.partial(self.stream, **kwargs) if self.stream else None,
+            datagram=functools.partial(self.datagram, **kwargs) if self.datagram else None,
+        )
 
     def default_port(self, port_base: int = DEFAULT_PORT_BASE) -> int:
         """Port base plus the well-known port; ``port_base=0`` gives the real one.
@@ -85,6 +127,7 @@ _SERVICES: dict[str, ServiceInfo] = {
             well_known_port=7,
             stream=EchoStream,
             datagram=EchoDatagram,
+            try_args="hello",
         ),
         ServiceInfo(
             name="discard",
@@ -109,6 +152,7 @@ _SERVICES: dict[str, ServiceInfo] = {
             well_known_port=17,
             stream=QotdStream,
             datagram=QotdDatagram,
+            takes=_qotd_options,
         ),
         ServiceInfo(
             name="chargen",
@@ -134,6 +178,8 @@ _SERVICES: dict[str, ServiceInfo] = {
             stream=SumStream,
             datagram=SumDatagram,
             fixed_default_port=10100,
+            try_args="2 3",
+            takes=_sum_options,
         ),
     )
 }
