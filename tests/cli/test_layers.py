@@ -214,6 +214,7 @@ def test_refused_connection_is_one_line(capsys: pytest.CaptureFixture[str]) -> N
         (["--read", "x.pcap", "127.0.0.1:7"], 64, "--read shows a capture file"),
         (["--chunk", "0"], 64, "expected a whole number"),
         (["[::1:7"], 64, "bad address"),
+        (["--ipv6", "127.0.0.1:7"], 64, "is an IPv4 address"),
     ],
 )
 def test_usage_and_data_errors(

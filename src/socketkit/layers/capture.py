@@ -15,6 +15,7 @@ caller falls back to the root-free view.
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import select
 import socket
@@ -318,8 +319,43 @@ def write_pcap(path: str, frames: Sequence[Frame], linktype: int = LINKTYPE_ETHE
         raise DataError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
-def read_pcap(path: str) -> list[Frame]:
-    """Frames from a pcap or pcapng file (gzipped too); a clear error for anything else."""
+class _Muffle(logging.Filter):
+    """Keeps scapy's reader warnings ("packet has been truncated") off stderr, for us to word."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.messages.append(record.getMessage())
+        return False
+
+
+def read_pcap(path: str, problems: list[str] | None = None) -> list[Frame]:
+    """Frames from a pcap or pcapng file (gzipped too); a clear error for anything else.
+
+    A file cut short inside a packet (a capture copied while it was being
+    written) still yields what it holds, as tcpdump -r does; one line that
+    says so is appended to ``problems``.
+    """
+    muffle = _Muffle()
+    scapy_log = logging.getLogger("scapy.runtime")
+    scapy_log.addFilter(muffle)
+    try:
+        frames = _read_pcap(path)
+    finally:
+        scapy_log.removeFilter(muffle)
+    if muffle.messages and problems is not None:
+        problems.append(
+            f"{path} ends inside packet {len(frames)} (a truncated capture): "
+            "showing what it holds, the last packet cut short"
+            if any("truncated" in m for m in muffle.messages)
+            else f"{path}: {muffle.messages[0]}"
+        )
+    return frames
+
+
+def _read_pcap(path: str) -> list[Frame]:
     try:
         stream = open(path, "rb")  # noqa: SIM115 - closed below, whatever scapy does
     except FileNotFoundError as exc:

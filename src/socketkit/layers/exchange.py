@@ -14,6 +14,7 @@ send one datagram, recvmsg one reply.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import time
 from dataclasses import dataclass, field
@@ -93,6 +94,13 @@ class _Recorder:
         )
 
 
+def _is_ipv4_literal(host: str | None) -> bool:
+    try:
+        return host is not None and ipaddress.ip_address(host).version == 4
+    except ValueError:
+        return False
+
+
 def run_exchange(
     target: Endpoint,
     message: bytes,
@@ -106,6 +114,11 @@ def run_exchange(
     if chunk < 1:
         raise UsageError("--chunk must be at least 1 byte")
     where = str(target)
+    if ipv6 and _is_ipv4_literal(target.host):
+        raise UsageError(
+            f"--ipv6 asks for IPv6, but {where} is an IPv4 address - "
+            "give an IPv6 address such as [::1]:PORT, or drop --ipv6"
+        )
     family = socket.AF_INET6 if ipv6 else socket.AF_UNSPEC
     kind = socket.SOCK_DGRAM if udp else socket.SOCK_STREAM
     try:

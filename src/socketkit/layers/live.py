@@ -50,7 +50,8 @@ class LayersReport:
     complete: bool = True
     dropped: int = 0
     capture_problem: str | None = None
-    """Why there was no capture (one line, with how to grant it), in rootless mode."""
+    """Why there was no capture (one line, with how to grant it), in rootless mode;
+    what was wrong with the file (a warning line), in file mode."""
 
 
 def capture_interface(host: str | None) -> str | None:
@@ -141,13 +142,16 @@ class _Keep:
 
 def read_capture_file(path: str) -> LayersReport:
     """``--read``: any pcap or pcapng file, shown the same way (no application calls)."""
-    frames = read_pcap(path)
+    problems: list[str] = []
+    frames = read_pcap(path, problems)
     packets = decode_frames(frames)
     return LayersReport(
         mode="file",
         packets=packets,
         timeline=build_timeline(packets),
         frames=frames,
+        complete=not problems,
+        capture_problem=f"warning: {problems[0]}" if problems else None,
     )
 
 

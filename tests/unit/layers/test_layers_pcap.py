@@ -33,6 +33,25 @@ def test_what_we_write_reads_back_the_same(tmp_path: Path) -> None:
     assert decode_frames(back)[3].application.payload == b"hello"
 
 
+def test_a_truncated_pcap_gives_what_it_holds_and_one_line_not_scapys_warning(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    original = frames(tcp_exchange(b"hello"), start=1_700_000_000.0)
+    path = tmp_path / "cut.pcap"
+    write_pcap(str(path), original)
+    whole = path.read_bytes()
+    path.write_bytes(whole[: 24 + 16 + len(original[0].data) + 16 + 10])  # inside packet 2
+    problems: list[str] = []
+    back = read_pcap(str(path), problems)
+    assert [f.data for f in back] == [original[0].data, original[1].data[:10]]
+    assert problems == [
+        f"{path} ends inside packet 2 (a truncated capture): "
+        "showing what it holds, the last packet cut short"
+    ]
+    assert read_pcap(str(tmp_path / "cut.pcap")) == back  # problems are optional
+    assert "truncated" not in capfd.readouterr().err  # scapy's own warning stays quiet
+
+
 def test_a_pcap_written_by_scapy_itself_is_read(tmp_path: Path) -> None:
     path = str(tmp_path / "scapy.pcap")
     wrpcap(path, tcp_exchange(b"abc"))
