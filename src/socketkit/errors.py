@@ -214,7 +214,15 @@ def translate_os_error(exc: OSError, *, action: str, where: str) -> SocketkitErr
     if code == errno.ETIMEDOUT:
         return TimedOut(f"{action} {where} timed out - is the host up, or a firewall in the way?")
     if code in _LOST:
-        return ConnectionLost(f"connection to {where} lost ({exc.strerror}) during {action}")
+        return ConnectionLost(
+            f"{action} {where}: connection lost ({exc.strerror}) - the peer closed or reset "
+            "it; is the server still running, or at its connection limit?"
+        )
+    if code == errno.EMSGSIZE:
+        return DataError(
+            f"{action} {where}: message too long for one datagram (UDP carries at most "
+            "65,507 bytes over IPv4, 65,527 over IPv6) - send less at once, or use TCP"
+        )
     if code in _PERMISSION:
         return PermissionDenied(f"{action} {where}: permission denied ({exc.strerror})")
     if code == errno.EADDRNOTAVAIL:

@@ -6,6 +6,7 @@ no traceback.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -19,6 +20,7 @@ import pytest
 
 from socketkit import Endpoint, ServiceInfo, serve_in_thread
 from socketkit.cli.main import main
+from socketkit.cli.serve import _reachable
 from socketkit.protocols import OutputBuffer, StreamProtocol
 from socketkit.protocols.echo import EchoDatagram
 from socketkit.runtime import ServerThread
@@ -153,6 +155,12 @@ def test_echo_name_that_does_not_resolve(
         (["serve", "nosuchservice"], "unknown service"),
         (["serve", "--port-base", "70000"], "choose 0-65535"),
         (["send"], "send needs HOST:PORT"),
+        (
+            ["send", "127.0.0.1:9", "x", "--bogus"],
+            "socketkit: send: unrecognized arguments: --bogus (see socketkit send --help)",
+        ),
+        (["echo", "x", "--timeout", "y"], "socketkit: echo: argument --timeout"),
+        (["addr", "--space", "--population", "abc"], "expected a whole number"),
     ],
 )
 def test_usage_errors_exit_64_with_one_line(
@@ -162,6 +170,7 @@ def test_usage_errors_exit_64_with_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert words in err
+    assert not err.startswith("socketkit: socketkit")
 
 
 def test_unreachable_network_in_a_namespace_of_our_own() -> None:
@@ -228,6 +237,27 @@ def test_serve_sigterm_is_graceful_too(unix_dir: str) -> None:
     assert out.decode().strip().splitlines()[-1].startswith("socketkit: stopped: 0 connections")
 
 
+def test_serve_sigterm_stops_it_even_when_its_output_is_gone() -> None:
+    # `socketkit serve 2>&1 | head`: the reader left before the signal came.
+    with serve_process("echo", "--port", "0", last="try:", merge_stderr=True) as (proc, _):
+        assert proc.stdout is not None
+        proc.stdout.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(TIMEOUT) == 0
+
+
+@pytest.mark.parametrize(
+    ("bound", "hint"),
+    [
+        (Endpoint("0.0.0.0", 7), "127.0.0.1:7"),
+        (Endpoint("::", 7), "[::1]:7"),
+        (Endpoint("192.0.2.1", 7), "192.0.2.1:7"),
+    ],
+)
+def test_the_try_hint_names_an_address_a_client_can_reach(bound: Endpoint, hint: str) -> None:
+    assert str(_reachable(bound)) == hint
+
+
 def test_serve_port_in_use_exit_73(capsys: pytest.CaptureFixture[str]) -> None:
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
@@ -286,7 +316,7 @@ def test_send_8_mib_through_echo_byte_exact(echo_server: ServerThread) -> None:
 
 def test_send_message_unix_and_hex(echo_server: ServerThread) -> None:
     unix = echo_server.address("echo", "unix")
-    done = run_cli("send", str(unix), "hi", "--hex")
+    done = run_cli("send", str(unix), "--hex", "hi")  # options may come between, as in --help
     assert done.stdout == b"hi\n"
     err = done.stderr.decode()
     assert "> 00000000  68 69 0a" in err
@@ -375,6 +405,48 @@ def test_send_no_exit_on_peer_close_keeps_sending_until_input_ends() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout == b"hello, I am done talking\n"
     assert got == [b"more input\n"], "our input still reached the half-closed peer"
+
+
+def test_send_no_exit_on_peer_close_says_why_when_the_peer_closes_fully() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(TIMEOUT)
+
+    def close_at_once() -> None:
+        conn, _ = listener.accept()
+        conn.close()  # a full close: what we send next is answered with a reset
+
+    thread = threading.Thread(target=close_at_once, daemon=True)
+    thread.start()
+    ep = f"127.0.0.1:{listener.getsockname()[1]}"
+    proc = subprocess.Popen(
+        [*PY, "send", ep, "--no-exit-on-peer-close"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdin is not None and proc.stderr is not None
+        with contextlib.suppress(BrokenPipeError):
+            for _ in range(100_000):  # input that outlives the peer; ends when send exits
+                proc.stdin.write(b"x" * 1024 + b"\n")
+                proc.stdin.flush()
+        assert proc.wait(TIMEOUT) == 74
+        err = proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(TIMEOUT)
+        for stream in (proc.stdin, proc.stderr):
+            if stream:
+                with contextlib.suppress(BrokenPipeError):
+                    stream.close()
+        thread.join(TIMEOUT)
+        listener.close()
+    assert err.count("\n") == 1, err
+    assert "closed the connection before our input ended" in err
+    assert "needs a peer that only half-closes" in err
 
 
 def test_send_default_stops_when_the_peer_half_closes() -> None:

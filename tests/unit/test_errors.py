@@ -28,7 +28,8 @@ def os_error(code: int) -> OSError:
         (os_error(errno.ENETUNREACH), "connect", errors.Unreachable, "routes"),
         (os_error(errno.EHOSTUNREACH), "connect", errors.Unreachable, "routes"),
         (os_error(errno.ETIMEDOUT), "connect", errors.TimedOut, "timed out"),
-        (os_error(errno.ECONNRESET), "send", errors.ConnectionLost, "lost"),
+        (os_error(errno.ECONNRESET), "send", errors.ConnectionLost, "is the server still running"),
+        (os_error(errno.EMSGSIZE), "send to", errors.DataError, "use TCP"),
         (
             socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
             "connect",

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from socketkit.cli.common import positive_int
 from socketkit.cli.render import print_json, print_note, print_table
 from socketkit.errors import UsageError
 from socketkit.explore.addresses import (
@@ -185,7 +186,7 @@ def register(sub: Any) -> None:
     p.add_argument("--space", action="store_true", help="the sizes of the address spaces")
     p.add_argument(
         "--population",
-        type=int,
+        type=positive_int,
         default=WORLD_POPULATION,
         metavar="N",
         help=f"people to share the addresses among with --space (default {WORLD_POPULATION:,})",

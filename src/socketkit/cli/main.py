@@ -35,7 +35,37 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is our UsageError (exit 64, one line)."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+        # main() prints "socketkit: " first; name the command only after it.
+        command = self.prog.removeprefix("socketkit").strip()
+        where = f"{command}: " if command else ""
+        raise UsageError(f"{where}{message} (see {self.prog} --help)")
+
+
+class _CommandParser(_Parser):
+    """A command's parser: options may come between its positionals.
+
+    Why: plain argparse binds an optional positional (``send HOST:PORT
+    [MESSAGE]``) as empty at the first positional, so ``send HOST:PORT
+    --hex hi`` fails with "unrecognized arguments: hi"; netcat users write
+    options anywhere. ``parse_known_intermixed_args`` parses options
+    first, then positionals; it calls ``parse_known_args`` itself, hence
+    the guard. After ``--`` (``sum -- -1e3 1``) the plain parse is kept: on
+    Python 3.11 the intermixed one loses the ``--`` and reads ``-1e3`` as an
+    option.
+    """
+
+    _intermixing = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._intermixing or (args is not None and "--" in args):
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
 
 
 def _exit_code_epilog() -> str:
@@ -54,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug", action="store_true", help="show the full traceback of an internal error"
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     for name in COMMANDS:
         importlib.import_module(name).register(sub)
     return parser
@@ -67,7 +97,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = [a for a in args_list if a != "--debug"]
     try:
         parser = build_parser()
-        args = parser.parse_args(args_list)
+        args, extra = parser.parse_known_args(args_list)
+        if extra:  # name the command and its --help, not the top level's
+            where = f"{args.command}: " if args.command else ""
+            command = f" {args.command}" if args.command else ""
+            raise UsageError(
+                f"{where}unrecognized arguments: {' '.join(extra)} (see socketkit{command} --help)"
+            )
         if args.command is None:
             parser.print_help()
             return UsageError.exit_code

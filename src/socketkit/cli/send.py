@@ -36,6 +36,7 @@ when does it stop? (the half-close model)
     -q S                 ... but give the peer at most S more seconds
   the peer closes     -> stop at once, even if input remains (ncat >= 7.96, socat, nc)
     --no-exit-on-peer-close  ... keep sending input until it ends, then stop
+                             (a peer that closes fully, not half, ends it: exit 74)
   UDP has no FIN: each read of input is one datagram; after input ends,
   replies are awaited for -q seconds (default 1).
 """

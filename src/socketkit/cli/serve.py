@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import ipaddress
 import os
 import signal
@@ -19,7 +20,7 @@ from socketkit.cli.common import (
     seconds_or_zero,
 )
 from socketkit.cli.render import print_table
-from socketkit.endpoints import parse_port
+from socketkit.endpoints import Endpoint, parse_port
 from socketkit.errors import SocketkitError, UsageError
 from socketkit.protocols import (
     DEFAULT_PORT_BASE,
@@ -115,7 +116,8 @@ def register(sub: Any) -> None:
     where.add_argument(
         "--unix",
         metavar="PATH",
-        help="also serve on a Unix stream socket at PATH (a directory for several services)",
+        help="also serve on a Unix stream socket at PATH (for several services: an existing "
+        "directory, one NAME.sock each)",
     )
     limits = p.add_argument_group("limits (all on by default)")
     limits.add_argument(
@@ -128,13 +130,14 @@ def register(sub: Any) -> None:
         "--max-connections",
         type=positive_int,
         default=_DEFAULTS.max_connections,
-        help=f"open connections in total (default {_DEFAULTS.max_connections})",
+        help=f"open connections in total, all services together (default {_DEFAULTS.max_connections})",
     )
     limits.add_argument(
         "--max-per-source",
         type=positive_int,
         default=_DEFAULTS.max_connections_per_source,
-        help=f"open connections from one address (default {_DEFAULTS.max_connections_per_source})",
+        help="open connections from one address, all services together "
+        f"(default {_DEFAULTS.max_connections_per_source})",
     )
     limits.add_argument(
         "--idle-timeout",
@@ -351,13 +354,11 @@ async def _serve(server: Server, args: argparse.Namespace) -> int:
         nonlocal signals
         signals += 1
         if signals == 1:
-            print(
-                "socketkit: shutting down (Ctrl-C again to stop at once)",
-                file=sys.stderr,
-                flush=True,
-            )
+            # Act first, then say so: with stderr gone (`2>&1 | head`) the
+            # line fails, and the stop must not fail with it.
             server.request_shutdown()
             pool.stop()
+            _say("socketkit: shutting down (Ctrl-C again to stop at once)")
         else:
             server.request_shutdown(0)
             pool.stop(now=True)
@@ -388,6 +389,14 @@ async def _serve(server: Server, args: argparse.Namespace) -> int:
     return 0
 
 
+def _say(line: str) -> None:
+    """A status line on stderr that may go unread (stderr closed) without stopping us."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
 def _announce(endpoints: list[BoundEndpoint], host: str, loop: str, pool: WorkerPool) -> None:
     workers = f", {pool.count} processes sharing each TCP/UDP port" if pool.count > 1 else ""
     print_table(
@@ -411,4 +420,13 @@ def _announce(endpoints: list[BoundEndpoint], host: str, loop: str, pool: Worker
     if first.transport == "unix" and first.service == "echo":
         print(f"try: socketkit echo hello --unix {first.address.path}", file=sys.stderr)
     else:
-        print(f"try: socketkit {command} --to {first.address}", file=sys.stderr)
+        print(f"try: socketkit {command} --to {_reachable(first.address)}", file=sys.stderr)
+
+
+_WILDCARD_TO_LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1"}
+
+
+def _reachable(address: Endpoint) -> Endpoint:
+    """Where a client on this machine connects: a wildcard bind means loopback will do."""
+    loopback = _WILDCARD_TO_LOOPBACK.get(address.host or "")
+    return dataclasses.replace(address, host=loopback) if loopback else address

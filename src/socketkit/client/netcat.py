@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from socketkit.client.connect import connect_datagram, connect_stream, describe, no_udp_service
 from socketkit.endpoints import Endpoint
 from socketkit.errors import (
+    ConnectionLost,
     OutputClosed,
     SocketkitError,
     TimedOut,
@@ -152,6 +153,13 @@ async def _relay_stream(
     in_task = loop.create_task(inbound())
     try:
         await _supervise(out_task, in_task, opts)
+    except (BrokenPipeError, ConnectionResetError) as exc:
+        if opts.exit_on_peer_close:
+            raise translate_os_error(exc, action="relay", where=where) from exc
+        raise ConnectionLost(
+            f"{where} closed the connection before our input ended - "
+            "--no-exit-on-peer-close needs a peer that only half-closes (shutdown SHUT_WR)"
+        ) from exc
     except OSError as exc:
         raise translate_os_error(exc, action="relay", where=where) from exc
     finally:

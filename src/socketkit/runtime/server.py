@@ -670,7 +670,10 @@ def _bind_unix(binding: Binding, backlog: int) -> tuple[Binding, socket.socket, 
     except OSError as exc:
         sock.close()
         if exc.errno == errno.ENOENT:
-            raise UsageError(f"cannot bind {where}: its directory does not exist") from exc
+            raise UsageError(
+                f"cannot bind {where}: its directory does not exist - "
+                f"create it first (mkdir -p {os.path.dirname(path) or '.'})"
+            ) from exc
         raise translate_os_error(exc, action="bind", where=where) from exc
     return binding, sock, BoundEndpoint(binding.info.name, "unix", Endpoint(path=path), "Unix")
 
