@@ -15,6 +15,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -120,6 +121,17 @@ def test_echo_refused_names_the_server_and_the_hint(capsys: pytest.CaptureFixtur
     assert (
         capsys.readouterr().err
         == f"socketkit: connection refused by 127.0.0.1:{port} - is the server running?\n"
+    )
+
+
+def test_echo_to_a_path_that_is_not_a_socket(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["echo", "hi", "--unix", str(tmp_path)]) == 69  # a directory
+    err = capsys.readouterr().err
+    assert (
+        err
+        == f"socketkit: {tmp_path} is not a Unix socket - give the path `socketkit serve --unix` printed\n"
     )
 
 

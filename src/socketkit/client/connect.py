@@ -13,8 +13,11 @@ OS errors become socketkit errors at this edge.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import socket
+import stat
 from collections.abc import Sequence
 from typing import Any
 
@@ -158,11 +161,22 @@ async def _connect_unix(path: str) -> socket.socket:
         ) from exc
     except OSError as exc:
         sock.close()
+        if exc.errno == errno.ECONNREFUSED and not _is_socket(path):
+            raise ConnectionRefused(
+                f"{path} is not a Unix socket - give the path `socketkit serve --unix` printed"
+            ) from exc
         raise translate_os_error(exc, action="connect", where=f"unix:{path}") from exc
     except BaseException:
         sock.close()
         raise
     return sock
+
+
+def _is_socket(path: str) -> bool:
+    try:
+        return stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 async def _attempt(info: AddrInfo) -> socket.socket:
