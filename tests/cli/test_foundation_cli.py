@@ -6,14 +6,15 @@ no traceback.
 
 from __future__ import annotations
 
-import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -127,7 +128,7 @@ def test_echo_refused_names_the_server_and_the_hint(capsys: pytest.CaptureFixtur
 def test_echo_to_a_path_that_is_not_a_socket(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    assert main(["echo", "hi", "--unix", str(tmp_path)]) == 69  # a directory
+    assert main(["echo", "hi", "--unix", str(tmp_path)]) == 64  # a directory
     err = capsys.readouterr().err
     assert (
         err
@@ -173,6 +174,10 @@ def test_echo_name_that_does_not_resolve(
         ),
         (["echo", "x", "--timeout", "y"], "socketkit: echo: argument --timeout"),
         (["addr", "--space", "--population", "abc"], "expected a whole number"),
+        (
+            ["--bogus", "echo", "hi"],
+            "socketkit: unrecognized arguments: --bogus (see socketkit --help)",
+        ),
     ],
 )
 def test_usage_errors_exit_64_with_one_line(
@@ -270,6 +275,19 @@ def test_the_try_hint_names_an_address_a_client_can_reach(bound: Endpoint, hint:
     assert str(_reachable(bound)) == hint
 
 
+def test_the_try_hint_for_udp_only_says_udp() -> None:
+    with serve_process("echo", "--port", "0", "--no-tcp", last="try:", merge_stderr=True) as (
+        proc,
+        reader,
+    ):
+        hint = reader.lines[-1]
+        assert re.fullmatch(r"try: socketkit echo hello --to 127\.0\.0\.1:\d+ --udp", hint)
+        done = run_cli(*hint.removeprefix("try: socketkit ").split())
+        assert (done.returncode, done.stdout) == (0, b"hello\n"), done.stderr
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(TIMEOUT) == 0
+
+
 def test_serve_port_in_use_exit_73(capsys: pytest.CaptureFixture[str]) -> None:
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
@@ -328,11 +346,12 @@ def test_send_8_mib_through_echo_byte_exact(echo_server: ServerThread) -> None:
 
 def test_send_message_unix_and_hex(echo_server: ServerThread) -> None:
     unix = echo_server.address("echo", "unix")
-    done = run_cli("send", str(unix), "--hex", "hi")  # options may come between, as in --help
-    assert done.stdout == b"hi\n"
-    err = done.stderr.decode()
-    assert "> 00000000  68 69 0a" in err
-    assert "< 00000000  68 69 0a" in err
+    for argv in (["--hex", "hi"], ["hi", "--hex"]):  # options between, as in --help, or after
+        done = run_cli("send", str(unix), *argv)
+        assert done.stdout == b"hi\n"
+        err = done.stderr.decode()
+        assert "> 00000000  68 69 0a" in err
+        assert "< 00000000  68 69 0a" in err
 
 
 def test_send_udp_one_datagram_per_read(echo_server: ServerThread) -> None:
@@ -419,46 +438,51 @@ def test_send_no_exit_on_peer_close_keeps_sending_until_input_ends() -> None:
     assert got == [b"more input\n"], "our input still reached the half-closed peer"
 
 
-def test_send_no_exit_on_peer_close_says_why_when_the_peer_closes_fully() -> None:
+@contextmanager
+def one_shot_peer(serve: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A listener that hands its first connection to ``serve``; yields HOST:PORT."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
     listener.settimeout(TIMEOUT)
 
-    def close_at_once() -> None:
+    def accept_one() -> None:
         conn, _ = listener.accept()
-        conn.close()  # a full close: what we send next is answered with a reset
+        conn.settimeout(TIMEOUT)
+        serve(conn)
 
-    thread = threading.Thread(target=close_at_once, daemon=True)
+    thread = threading.Thread(target=accept_one, daemon=True)
     thread.start()
-    ep = f"127.0.0.1:{listener.getsockname()[1]}"
-    proc = subprocess.Popen(
-        [*PY, "send", ep, "--no-exit-on-peer-close"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
     try:
-        assert proc.stdin is not None and proc.stderr is not None
-        with contextlib.suppress(BrokenPipeError):
-            for _ in range(100_000):  # input that outlives the peer; ends when send exits
-                proc.stdin.write(b"x" * 1024 + b"\n")
-                proc.stdin.flush()
-        assert proc.wait(TIMEOUT) == 74
-        err = proc.stderr.read().decode()
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(TIMEOUT)
-        for stream in (proc.stdin, proc.stderr):
-            if stream:
-                with contextlib.suppress(BrokenPipeError):
-                    stream.close()
         thread.join(TIMEOUT)
         listener.close()
-    assert err.count("\n") == 1, err
+
+
+def test_send_no_exit_on_peer_close_says_why_when_the_peer_closes_fully() -> None:
+    # A full close: what we send next is answered with a reset, long before
+    # 32 MiB of input (more than every buffer on the way holds) is through.
+    with one_shot_peer(lambda conn: conn.close()) as ep:
+        done = run_cli("send", ep, "--no-exit-on-peer-close", stdin=b"x" * (32 << 20))
+    assert done.returncode == 74
+    err = one_line_error(done.stderr)
     assert "closed the connection before our input ended" in err
     assert "needs a peer that only half-closes" in err
+
+
+def test_send_no_exit_on_peer_close_after_input_ended_is_a_plain_reset() -> None:
+    def read_then_reset(conn: socket.socket) -> None:
+        recv_until_eof(conn)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()  # RST, after our whole input (and FIN) arrived
+
+    with one_shot_peer(read_then_reset) as ep:
+        done = run_cli("send", ep, "hi", "--no-exit-on-peer-close")
+    assert done.returncode == 74
+    err = one_line_error(done.stderr)
+    assert "connection lost (Connection reset by peer)" in err
+    assert "before our input ended" not in err
 
 
 def test_send_default_stops_when_the_peer_half_closes() -> None:

@@ -132,6 +132,8 @@ def test_sum_two_numbers(
     server: ServerThread, capsys: pytest.CaptureFixture[str], udp: list[str]
 ) -> None:
     assert run(capsys, "sum", "0.1", "0.2", "--to", to(server, "sum"), *udp)[:2] == (0, "0.3\n")
+    # options between the numbers, and a negative number after them
+    assert run(capsys, "sum", "2", "--to", to(server, "sum"), *udp, "-3")[:2] == (0, "-1\n")
     assert run(capsys, "sum", "--to", to(server, "sum"), *udp, "--", "-1e3", "1")[:2] == (
         0,
         "-999\n",

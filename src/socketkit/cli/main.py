@@ -98,9 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
         args, extra = parser.parse_known_args(args_list)
-        if extra:  # name the command and its --help, not the top level's
-            where = f"{args.command}: " if args.command else ""
-            command = f" {args.command}" if args.command else ""
+        if extra:  # name the command and its --help, unless the stray word came before it
+            before = args_list[: args_list.index(args.command)] if args.command else args_list
+            mine = bool(args.command) and not any(word in before for word in extra)
+            where = f"{args.command}: " if mine else ""
+            command = f" {args.command}" if mine else ""
             raise UsageError(
                 f"{where}unrecognized arguments: {' '.join(extra)} (see socketkit{command} --help)"
             )

@@ -420,7 +420,8 @@ def _announce(endpoints: list[BoundEndpoint], host: str, loop: str, pool: Worker
     if first.transport == "unix" and first.service == "echo":
         print(f"try: socketkit echo hello --unix {first.address.path}", file=sys.stderr)
     else:
-        print(f"try: socketkit {command} --to {_reachable(first.address)}", file=sys.stderr)
+        udp = " --udp" if first.transport == "udp" else ""
+        print(f"try: socketkit {command} --to {_reachable(first.address)}{udp}", file=sys.stderr)
 
 
 _WILDCARD_TO_LOOPBACK = {"0.0.0.0": "127.0.0.1", "::": "::1"}

@@ -162,7 +162,7 @@ async def _connect_unix(path: str) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno == errno.ECONNREFUSED and not _is_socket(path):
-            raise ConnectionRefused(
+            raise UsageError(
                 f"{path} is not a Unix socket - give the path `socketkit serve --unix` printed"
             ) from exc
         raise translate_os_error(exc, action="connect", where=f"unix:{path}") from exc

@@ -115,15 +115,16 @@ async def _relay_stream(
     where = str(endpoint)
     connection = describe(sock)
     sent = received = 0
-    peer_closed = False
+    peer_closed = input_ended = False
 
     async def outbound() -> None:
-        nonlocal sent
+        nonlocal sent, input_ended
         async for chunk in source:
             await loop.sock_sendall(sock, chunk)
             sent += len(chunk)
             if observer:
                 observer("sent", chunk)
+        input_ended = True
         log.info("input ended after %d bytes", sent)
         if opts.half_close:
             log.info("shutdown(SHUT_WR): sending FIN, still reading")
@@ -154,7 +155,7 @@ async def _relay_stream(
     try:
         await _supervise(out_task, in_task, opts)
     except (BrokenPipeError, ConnectionResetError) as exc:
-        if opts.exit_on_peer_close:
+        if opts.exit_on_peer_close or input_ended:
             raise translate_os_error(exc, action="relay", where=where) from exc
         raise ConnectionLost(
             f"{where} closed the connection before our input ended - "

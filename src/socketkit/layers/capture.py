@@ -319,16 +319,13 @@ def write_pcap(path: str, frames: Sequence[Frame], linktype: int = LINKTYPE_ETHE
         raise DataError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
-class _Muffle(logging.Filter):
-    """Keeps scapy's reader warnings ("packet has been truncated") off stderr, for us to word."""
+def _muffle(record: logging.LogRecord) -> bool:
+    """Keeps scapy's "packet has been truncated" off stderr: we say it in our own words."""
+    return "truncated" not in record.getMessage()
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.messages: list[str] = []
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        self.messages.append(record.getMessage())
-        return False
+_SCAPY_MAX_FRAME = 65535
+"""scapy hands back at most this many bytes of one frame (its MTU), whatever the file holds."""
 
 
 def read_pcap(path: str, problems: list[str] | None = None) -> list[Frame]:
@@ -336,26 +333,26 @@ def read_pcap(path: str, problems: list[str] | None = None) -> list[Frame]:
 
     A file cut short inside a packet (a capture copied while it was being
     written) still yields what it holds, as tcpdump -r does; one line that
-    says so is appended to ``problems``.
+    says so is appended to ``problems``. We notice it ourselves (fewer
+    bytes than the record's captured length), not from scapy's log, which
+    rate-limits repeated warnings.
     """
-    muffle = _Muffle()
     scapy_log = logging.getLogger("scapy.runtime")
-    scapy_log.addFilter(muffle)
+    scapy_log.addFilter(_muffle)
     try:
-        frames = _read_pcap(path)
+        frames, cut = _read_pcap(path)
     finally:
-        scapy_log.removeFilter(muffle)
-    if muffle.messages and problems is not None:
+        scapy_log.removeFilter(_muffle)
+    if cut and problems is not None:
         problems.append(
-            f"{path} ends inside packet {len(frames)} (a truncated capture): "
+            f"{path} ends inside packet {cut} (a truncated capture): "
             "showing what it holds, the last packet cut short"
-            if any("truncated" in m for m in muffle.messages)
-            else f"{path}: {muffle.messages[0]}"
         )
     return frames
 
 
-def _read_pcap(path: str) -> list[Frame]:
+def _read_pcap(path: str) -> tuple[list[Frame], int]:
+    """The frames, and the number of the first packet cut short (0: none)."""
     try:
         stream = open(path, "rb")  # noqa: SIM115 - closed below, whatever scapy does
     except FileNotFoundError as exc:
@@ -368,7 +365,13 @@ def _read_pcap(path: str) -> list[Frame]:
         except Scapy_Exception as exc:
             raise DataError(f"cannot read {path}: not a pcap or pcapng file ({exc})") from exc
         try:
-            return [_frame_from_metadata(bytes(data), meta, reader) for data, meta in reader]
+            frames, cut = [], 0
+            for data, meta in reader:
+                frames.append(_frame_from_metadata(bytes(data), meta, reader))
+                caplen = getattr(meta, "caplen", None)  # pcap records; pcapng has none here
+                if not cut and caplen is not None and len(data) < min(caplen, _SCAPY_MAX_FRAME):
+                    cut = len(frames)
+            return frames, cut
         except Scapy_Exception as exc:
             raise DataError(f"cannot read {path}: damaged capture file ({exc})") from exc
         finally:
