@@ -8,6 +8,7 @@ import selectors
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -181,3 +182,31 @@ def serve_process(
         for stream in (proc.stdout, proc.stderr):
             if stream:
                 stream.close()
+
+
+@contextlib.contextmanager
+def one_shot_server(answer: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A loopback TCP server for one connection, scripted by ``answer(conn)``."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(TIMEOUT)
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(TIMEOUT)
+                answer(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)  # wakes accept() if nobody came
+        thread.join(TIMEOUT)
+        listener.close()
+    assert not thread.is_alive()

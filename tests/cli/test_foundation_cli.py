@@ -13,8 +13,7 @@ import signal
 import socket
 import struct
 import subprocess
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from tests.support import (
     TIMEOUT,
     ReplyThenClose,
     closed_port,
+    one_shot_server,
     recv_until_eof,
     serve_process,
     stalled_listener,
@@ -407,27 +407,15 @@ def test_send_exits_when_the_peer_closes_even_with_stdin_open() -> None:
 @contextmanager
 def half_closing_peer() -> Iterator[tuple[str, list[bytes]]]:
     """A peer that greets, half-closes (FIN) and then reads until we close."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    listener.settimeout(TIMEOUT)
     got: list[bytes] = []
 
-    def serve_one() -> None:
-        conn, _ = listener.accept()
-        with conn:
-            conn.settimeout(TIMEOUT)
-            conn.sendall(b"hello, I am done talking\n")
-            conn.shutdown(socket.SHUT_WR)
-            got.append(recv_until_eof(conn))
+    def greet_then_read(conn: socket.socket) -> None:
+        conn.sendall(b"hello, I am done talking\n")
+        conn.shutdown(socket.SHUT_WR)
+        got.append(recv_until_eof(conn))
 
-    thread = threading.Thread(target=serve_one, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{listener.getsockname()[1]}", got
-    finally:
-        thread.join(TIMEOUT)
-        listener.close()
+    with one_shot_server(greet_then_read) as address:
+        yield address, got
 
 
 def test_send_no_exit_on_peer_close_keeps_sending_until_input_ends() -> None:
@@ -438,32 +426,10 @@ def test_send_no_exit_on_peer_close_keeps_sending_until_input_ends() -> None:
     assert got == [b"more input\n"], "our input still reached the half-closed peer"
 
 
-@contextmanager
-def one_shot_peer(serve: Callable[[socket.socket], None]) -> Iterator[str]:
-    """A listener that hands its first connection to ``serve``; yields HOST:PORT."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    listener.settimeout(TIMEOUT)
-
-    def accept_one() -> None:
-        conn, _ = listener.accept()
-        conn.settimeout(TIMEOUT)
-        serve(conn)
-
-    thread = threading.Thread(target=accept_one, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        thread.join(TIMEOUT)
-        listener.close()
-
-
 def test_send_no_exit_on_peer_close_says_why_when_the_peer_closes_fully() -> None:
     # A full close: what we send next is answered with a reset, long before
     # 32 MiB of input (more than every buffer on the way holds) is through.
-    with one_shot_peer(lambda conn: conn.close()) as ep:
+    with one_shot_server(lambda conn: conn.close()) as ep:
         done = run_cli("send", ep, "--no-exit-on-peer-close", stdin=b"x" * (32 << 20))
     assert done.returncode == 74
     err = one_line_error(done.stderr)
@@ -477,7 +443,7 @@ def test_send_no_exit_on_peer_close_after_input_ended_is_a_plain_reset() -> None
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         conn.close()  # RST, after our whole input (and FIN) arrived
 
-    with one_shot_peer(read_then_reset) as ep:
+    with one_shot_server(read_then_reset) as ep:
         done = run_cli("send", ep, "hi", "--no-exit-on-peer-close")
     assert done.returncode == 74
     err = one_line_error(done.stderr)

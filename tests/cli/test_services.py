@@ -7,7 +7,6 @@ tracebacks. Loopback only; every wait has a timeout.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import logging
@@ -20,7 +19,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -29,7 +28,7 @@ from socketkit.protocols.chargen import pattern
 from socketkit.protocols.qotd import default_quotes
 from socketkit.runtime import Limits, ServerThread, serve_in_thread
 from socketkit.runtime.guards import UdpGuard
-from tests.support import TIMEOUT, closed_port
+from tests.support import TIMEOUT, closed_port, one_shot_server
 
 SERVICES = ("discard", "daytime", "qotd", "chargen", "time", "sum")
 DAYTIME = re.compile(r"\w+day, \w+ \d{1,2}, \d{4} \d\d:\d\d:\d\d-UTC")
@@ -371,34 +370,6 @@ class _ClosedStdout(io.StringIO):
 
     def write(self, text: str) -> int:
         raise BrokenPipeError(32, "Broken pipe")
-
-
-@contextlib.contextmanager
-def one_shot_server(answer: Callable[[socket.socket], None]) -> Iterator[str]:
-    """A loopback TCP server for one connection, scripted by ``answer(conn)``."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    listener.settimeout(TIMEOUT)
-    port = listener.getsockname()[1]
-
-    def serve() -> None:
-        with contextlib.suppress(OSError):
-            conn, _ = listener.accept()
-            with conn:
-                conn.settimeout(TIMEOUT)
-                answer(conn)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        with contextlib.suppress(OSError):
-            listener.shutdown(socket.SHUT_RDWR)  # wakes accept() if nobody came
-        thread.join(TIMEOUT)
-        listener.close()
-    assert not thread.is_alive()
 
 
 def _read_to_eof(conn: socket.socket) -> bytes:
