@@ -33,12 +33,20 @@ lint: $(VENV)/.installed-test
 types: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-# tcpdump reads our pcaps back in the layers tests; installed when we may (root + apt).
+# Real engines the tests start on loopback: tcpdump (reads our pcaps back), xinetd
+# (inetd mode, probe), haproxy (PROXY protocol), ncat (listen), chromium (the
+# layers HTML page), systemd-socket-activate (socket activation). Installed when
+# we may (root + apt); otherwise the tests that need one skip, naming it.
+TOOLS := tcpdump:tcpdump xinetd:xinetd haproxy:haproxy ncat:ncat chromium:chromium \
+         systemd-socket-activate:systemd
 tools:
-	@command -v tcpdump >/dev/null 2>&1 || { \
+	@missing=""; for pair in $(TOOLS); do \
+	  command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && apt-get install -y -qq tcpdump >/dev/null; \
-	  else echo "tcpdump missing and not root: the pcap agreement tests will skip"; fi; }
+	    echo "installing:$$missing"; apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "not root, so not installing:$$missing - the tests that need them will skip"; fi; fi
 
 pytest: $(VENV)/.installed-test tools
 	$(BIN)/python -m pytest $(ARGS)

@@ -20,10 +20,12 @@ COMMANDS = (
     "socketkit.cli.serve",
     "socketkit.cli.echo",
     "socketkit.cli.send",
+    "socketkit.cli.listen",
     "socketkit.cli.services",
     "socketkit.cli.layers",
     "socketkit.cli.explore",
     "socketkit.cli.bench",
+    "socketkit.cli.probe",
 )
 """Command modules, in the order ``--help`` lists them."""
 
