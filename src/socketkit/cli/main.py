@@ -26,6 +26,7 @@ COMMANDS = (
     "socketkit.cli.explore",
     "socketkit.cli.bench",
     "socketkit.cli.probe",
+    "socketkit.cli.completion",
 )
 """Command modules, in the order ``--help`` lists them."""
 
