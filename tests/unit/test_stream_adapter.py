@@ -15,6 +15,7 @@ from socketkit.protocols.sum import SumStream
 from socketkit.runtime.limits import Limits
 from socketkit.runtime.stats import Counters
 from socketkit.runtime.stream import StreamConnection
+from socketkit.runtime.timers import ManualTimers
 
 
 class FakeTransport:
@@ -66,6 +67,7 @@ class FakeListener:
         self.read_view = memoryview(bytearray(limits.read_chunk))
         self.label = "test"
         self.narrate = False
+        self.timers = ManualTimers()
         self.closed: list[StreamConnection] = []
 
     def connection_closed(self, conn: StreamConnection) -> None:
@@ -73,7 +75,7 @@ class FakeListener:
 
 
 def connect(proto: Any, limits: Limits) -> tuple[StreamConnection, FakeTransport]:
-    conn = StreamConnection(FakeListener(limits), proto, "peer", "source", lambda: 0.0)  # type: ignore[arg-type]
+    conn = StreamConnection(FakeListener(limits), proto, "peer", "source")  # type: ignore[arg-type]
     transport = FakeTransport()
     conn.connection_made(transport)  # type: ignore[arg-type]
     return conn, transport

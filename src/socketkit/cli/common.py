@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import math
-import sys
 
+from socketkit.logs import configure_logging
 from socketkit.runtime.loop import LOOP_NAMES
 
 __all__ = [
@@ -36,35 +35,6 @@ def add_loop_option(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="event loop: auto (uvloop when installed), asyncio, uvloop or rloop (default: auto)",
     )
-
-
-class _Formatter(logging.Formatter):
-    """Narration as is; warnings and errors start "socketkit: " like every other error line.
-
-    Why: -v narration is the lab's transcript and reads best bare, but a
-    warning (a worker replaced, accept errors) must say who is speaking.
-    """
-
-    def __init__(self, prefix: str) -> None:
-        super().__init__(prefix.replace("%", "%%") + "%(message)s")
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        return f"socketkit: {text}" if record.levelno >= logging.WARNING else text
-
-
-def configure_logging(verbosity: int, prefix: str = "") -> None:
-    """-v shows the narration (INFO), -vv debug detail; default: warnings only.
-
-    ``prefix`` starts every line (``serve --workers`` names the worker).
-    """
-    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter(prefix))
-    root = logging.getLogger("socketkit")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
 
 
 def _finite(text: str) -> float:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -138,4 +139,50 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry() -> NoReturn:
     """Console-script entry point."""
-    sys.exit(main())
+    _open_missing_std_streams()
+    code = main()
+    sys.exit(_flush_output(code))
+
+
+def _open_missing_std_streams() -> None:
+    """Give a closed standard descriptor (``>&-``, ``<&-``, ``2>&-``) /dev/null.
+
+    Why: a daemon started with its streams closed would otherwise have its
+    first socket take descriptor 1, and a print() would then write into a
+    client's connection; Python also leaves ``sys.stdout`` as None then.
+    Reading /dev/null is an empty input; writing it loses output nobody could see.
+    """
+    for fd, name, mode in (
+        (0, "stdin", os.O_RDONLY),
+        (1, "stdout", os.O_WRONLY),
+        (2, "stderr", os.O_WRONLY),
+    ):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, mode)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            if getattr(sys, name) is None:
+                setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))  # noqa: SIM115
+
+
+def _flush_output(code: int) -> int:
+    """Flush stdout and stderr now, so a reader that left (``2>&1 | head``) is not status 120.
+
+    Why: Python flushes both streams at exit and turns a broken pipe there into
+    status 120; output nobody reads is not a failure of the command.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            # Later flushes (at exit) must not fail again: point it at /dev/null.
+            try:
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, stream.fileno())
+                os.close(null)
+            except (OSError, ValueError):
+                pass
+    return code

@@ -22,6 +22,7 @@ from socketkit.cli.common import (
 from socketkit.cli.render import print_table
 from socketkit.endpoints import Endpoint, parse_port
 from socketkit.errors import SocketkitError, UsageError
+from socketkit.logs import TermsFilter
 from socketkit.protocols import (
     DEFAULT_PORT_BASE,
     ServiceInfo,
@@ -39,6 +40,20 @@ from socketkit.runtime.workers import MAX_WORKERS, UNIX_ONLY, WorkerPool, combin
 __all__ = ["register"]
 
 _DEFAULTS = Limits()
+
+LIMIT_FLAGS = {
+    "limit max_connections_per_source": "--max-per-source",
+    "limit max_connections": "--max-connections",
+    "limit idle_timeout": "--idle-timeout",
+    "limit read_chunk": "--chunk",
+    "limit write_buffer_high": "--write-buffer",
+    "limit shutdown_grace": "--grace",
+    "limit udp_rate": "--udp-rate",
+    "limit udp_burst": "--udp-burst",
+    "limit udp_amplification": "--udp-amplification",
+    "limit udp_allow_low_ports": "--udp-allow-low-ports",
+}
+"""The runtime's words for its limits (``Limits`` fields) and the flags that set them."""
 
 EXAMPLES = """\
 examples:
@@ -294,7 +309,9 @@ def _is_loopback(host: str) -> bool:
 
 
 def _run(args: argparse.Namespace) -> int:
-    configure_logging(args.verbose, prefix="[worker 0] " if args.workers > 1 else "")
+    configure_logging(
+        args.verbose, prefix="[worker 0] " if args.workers > 1 else "", terms=LIMIT_FLAGS
+    )
     services = args.services or service_names()
     if not 0 <= args.port_base <= 65535:
         raise UsageError(f"bad --port-base {args.port_base}: choose 0-65535")
@@ -306,7 +323,10 @@ def _run(args: argparse.Namespace) -> int:
         tcp = not udp
     elif udp is None:
         udp = not tcp
-    limits = _limits(args)
+    try:
+        limits = _limits(args)
+    except UsageError as exc:
+        raise UsageError(TermsFilter(LIMIT_FLAGS).rewrite(str(exc))) from None
     if args.workers > MAX_WORKERS:
         raise UsageError(f"--workers {args.workers}: choose 1-{MAX_WORKERS}")
     if args.workers > 1 and not (tcp or udp):
@@ -342,7 +362,12 @@ async def _serve(server: Server, args: argparse.Namespace) -> int:
 
     try:
         pool = WorkerPool(
-            server, args.workers, loop=args.loop, verbosity=args.verbose, on_failure=on_failure
+            server,
+            args.workers,
+            loop=args.loop,
+            verbosity=args.verbose,
+            terms=LIMIT_FLAGS,
+            on_failure=on_failure,
         )
     except BaseException:
         await server.shutdown(0)

@@ -142,7 +142,7 @@ class UdpGuard:
         if port in self._service_ports:
             return f"source port {port} is one of our UDP services (loop guard)"
         if port < 1024 and not self.limits.udp_allow_low_ports:
-            return f"source port {port} is below 1024 (--udp-allow-low-ports)"
+            return f"source port {port} is below 1024 (limit udp_allow_low_ports)"
         if ip.is_multicast:
             return f"source {ip} is a multicast address"
         if ip.is_unspecified:

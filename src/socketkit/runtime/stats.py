@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
-__all__ = ["Counters", "ServerStatistics"]
+__all__ = ["Counters", "ServerStatistics", "combine_statistics"]
 
 
 @dataclass(frozen=True)
@@ -94,3 +95,13 @@ class Counters:
     replies_trimmed: int
     replies_over_budget: int
     accept_errors: int
+
+
+def combine_statistics(parts: Iterable[ServerStatistics]) -> ServerStatistics:
+    """The field-by-field sum: several endpoints, or several workers, together."""
+    names = [f.name for f in fields(ServerStatistics)]
+    totals = dict.fromkeys(names, 0)
+    for part in parts:
+        for name in names:
+            totals[name] += getattr(part, name)
+    return ServerStatistics(**totals)

@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from socketkit.display import escape_payload
 from socketkit.protocols.base import StreamProtocol
-
-if TYPE_CHECKING:
-    from socketkit.runtime.server import _Listener
+from socketkit.runtime.connection import ConnectionHost, IdleWatch, TransportConnection
+from socketkit.runtime.timers import Cancellable
 
 __all__ = ["LINGER", "StreamConnection"]
 
@@ -36,22 +34,20 @@ LINGER = 2.0
 """Seconds a finished connection keeps discarding input before it closes."""
 
 
-class StreamConnection(asyncio.BufferedProtocol):
-    """One accepted connection. Created by the server's accept loop."""
+class StreamConnection(asyncio.BufferedProtocol, TransportConnection):
+    """One accepted connection driving a sans-I/O protocol. Created by the listener."""
 
     def __init__(
         self,
-        listener: _Listener,
+        listener: ConnectionHost,
         protocol: StreamProtocol,
         peer: str,
         source: str,
-        clock: Callable[[], float],
     ) -> None:
         self._listener = listener
         self._proto = protocol
         self.peer = peer
         self.source = source
-        self._clock = clock
         limits = listener.limits
         # One receive buffer per listener, not per connection: the loop calls
         # get_buffer(), recv_into() and buffer_updated() back to back, and we
@@ -68,12 +64,11 @@ class StreamConnection(asyncio.BufferedProtocol):
         self._eof = False
         self._closing = False
         self._flush_scheduled = False
-        self._idle_timer: asyncio.TimerHandle | None = None
-        self._linger_timer: asyncio.TimerHandle | None = None
+        self._idle = IdleWatch(self, listener)
+        self._linger_timer: Cancellable | None = None
         self._lingering = False
         self._reading = True
-        self._last_activity = 0.0
-        self.closed = self._loop.create_future()
+        self.closed: asyncio.Future[None] = self._loop.create_future()
         self.bytes_in = 0
         self.bytes_out = 0
 
@@ -86,9 +81,7 @@ class StreamConnection(asyncio.BufferedProtocol):
         transport.set_write_buffer_limits(
             high=limits.write_buffer_high, low=limits.write_buffer_low
         )
-        self._last_activity = self._loop.time()
-        if limits.idle_timeout is not None:
-            self._idle_timer = self._loop.call_later(limits.idle_timeout, self._check_idle)
+        self._idle.start()
         if self._narrate:
             log.info("%s: connection from %s", self._listener.label, self.peer)
         self._flush()
@@ -102,7 +95,6 @@ class StreamConnection(asyncio.BufferedProtocol):
         data = bytes(self._view[:nbytes])
         self.bytes_in += nbytes
         self._counters.bytes_received += nbytes
-        self._last_activity = self._loop.time()
         if self._narrate:
             log.info(
                 "%s: received %d bytes from %s: %s",
@@ -149,8 +141,7 @@ class StreamConnection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True  # a flush already scheduled must not write any more
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
+        self._idle.stop()
         if self._linger_timer is not None:
             self._linger_timer.cancel()
         self._listener.connection_closed(self)
@@ -212,7 +203,6 @@ class StreamConnection(asyncio.BufferedProtocol):
             n = len(data)
             self.bytes_out += n
             self._counters.bytes_sent += n
-            self._last_activity = self._loop.time()
             if self._narrate:
                 log.info(
                     "%s: sent %d bytes to %s: %s",
@@ -249,45 +239,14 @@ class StreamConnection(asyncio.BufferedProtocol):
             transport.close()
             return
         self._lingering = True
-        transport.write_eof()
+        try:
+            transport.write_eof()
+        except OSError:  # the client reset the connection first (ENOTCONN): nothing to linger for
+            transport.close()
+            return
         self._reading = True
         transport.resume_reading()
-        self._linger_timer = self._loop.call_later(LINGER, transport.close)
-
-    def abort(self) -> None:
-        """Drop the connection now, pending output and all."""
-        if self._transport is not None and not self.closed.done():
-            self._closing = True
-            self._counters.connections_aborted += 1
-            self._transport.abort()
-
-    def stop_reading(self) -> None:
-        """Used at shutdown once the grace is over: take no new requests."""
-        if self._transport is not None and not self._eof and not self._closing:
-            self._eof = True
-            self._transport.pause_reading()
-
-    def wants_flush(self) -> bool:
-        return self._transport is not None and self._transport.get_write_buffer_size() > 0
-
-    def _check_idle(self) -> None:
-        timeout = self._listener.limits.idle_timeout
-        assert timeout is not None
-        idle = self._loop.time() - self._last_activity
-        if idle < timeout:
-            self._idle_timer = self._loop.call_later(timeout - idle, self._check_idle)
-            return
-        self._counters.connections_timed_out += 1
-        log.info(
-            "%s: closing %s: idle for %.0f s (--idle-timeout)",
-            self._listener.label,
-            self.peer,
-            idle,
-        )
-        if self.wants_flush():
-            self.abort()
-        else:
-            self.close()
+        self._linger_timer = self._listener.timers.call_later(LINGER, transport.close)
 
     def _fail(self, where: str) -> None:
         """A bug in a protocol must cost only this one client."""

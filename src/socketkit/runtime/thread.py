@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from socketkit.endpoints import Endpoint, Transport
 from socketkit.errors import TimedOut
 from socketkit.protocols import ServiceInfo
+from socketkit.runtime.bind import Binding, BoundEndpoint, plan_bindings
 from socketkit.runtime.limits import Limits
 from socketkit.runtime.loop import loop_factory
-from socketkit.runtime.server import Binding, BoundEndpoint, Server, plan_bindings
+from socketkit.runtime.server import Server
 from socketkit.runtime.stats import ServerStatistics
 
 __all__ = ["ServerThread", "serve_in_thread"]
+
+T = TypeVar("T")
 
 
 class ServerThread:
@@ -72,6 +75,21 @@ class ServerThread:
 
     async def _snapshot(self) -> ServerStatistics:
         return self.server.statistics()
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn()`` on the server's loop thread and return its result.
+
+        Why: ``ManualTimers`` is not thread-safe; a test advances virtual
+        time with ``thread.call(lambda: timers.advance(5))`` so the callbacks
+        run where the connections live.
+        """
+        assert self._loop is not None, "the server thread is not running"
+
+        async def run() -> T:
+            return fn()
+
+        future = asyncio.run_coroutine_threadsafe(run(), self._loop)
+        return future.result(timeout=self._start_timeout)
 
     def start(self) -> ServerThread:
         """Start the thread and wait until every socket is bound (idempotent)."""

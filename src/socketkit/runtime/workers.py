@@ -37,17 +37,18 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
 from socketkit.errors import SocketkitError, TimedOut, UsageError, WorkerFailed
+from socketkit.runtime.bind import Binding
 from socketkit.runtime.guards import UdpGuard
 from socketkit.runtime.limits import Limits
 from socketkit.runtime.loop import run
-from socketkit.runtime.server import Binding, Server
-from socketkit.runtime.stats import ServerStatistics
+from socketkit.runtime.server import Server
+from socketkit.runtime.stats import ServerStatistics, combine_statistics
 
 __all__ = ["MAX_WORKERS", "UNIX_ONLY", "WorkerPool", "combine_statistics"]
 
@@ -68,13 +69,6 @@ _STOP_MARGIN = 5.0
 """Seconds past the grace period before a worker that has not exited is killed."""
 
 
-def combine_statistics(parts: Sequence[ServerStatistics]) -> ServerStatistics:
-    """The field-by-field sum: what the workers did together."""
-    return ServerStatistics(
-        **{f.name: sum(getattr(p, f.name) for p in parts) for f in fields(ServerStatistics)}
-    )
-
-
 @dataclass(frozen=True)
 class _Spec:
     """What a worker needs, sent pickled to a fresh interpreter."""
@@ -85,6 +79,7 @@ class _Spec:
     narrate: bool
     verbosity: int
     loop: str
+    terms: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -109,6 +104,7 @@ class WorkerPool:
         *,
         loop: str = "auto",
         verbosity: int = 0,
+        terms: Mapping[str, str] | None = None,
         on_failure: Callable[[SocketkitError], None] | None = None,
     ) -> None:
         if not 1 <= count <= MAX_WORKERS:
@@ -117,7 +113,9 @@ class WorkerPool:
         if count > 1 and not bindings:
             raise UsageError(UNIX_ONLY)
         self.count = count
-        self._spec = _Spec(0, bindings, lead.limits, lead.narrate, verbosity, loop)
+        self._spec = _Spec(
+            0, bindings, lead.limits, lead.narrate, verbosity, loop, tuple((terms or {}).items())
+        )
         self._on_failure = on_failure
         self._ctx = multiprocessing.get_context("spawn")
         self._workers: dict[int, _Worker] = {}
@@ -343,9 +341,9 @@ def _cannot_start(index: int, exc: OSError) -> WorkerFailed:
 def _worker_main(spec: _Spec, conn: Connection) -> None:
     """A worker's whole life: bind, report, serve until told (or orphaned), report."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from socketkit.cli.common import configure_logging
+    from socketkit.logs import configure_logging
 
-    configure_logging(spec.verbosity, prefix=f"[worker {spec.index}] ")
+    configure_logging(spec.verbosity, prefix=f"[worker {spec.index}] ", terms=dict(spec.terms))
     try:
         run(_serve(spec, conn), loop=spec.loop)
     except SocketkitError as exc:

@@ -1,4 +1,4 @@
-"""runtime/udp_drain.py: every ready datagram answered per wake-up, same hooks and counters.
+"""runtime/udp.py: every ready datagram answered per wake-up, through the one guarded path.
 
 Runs under asyncio and uvloop (``arun``); the client is a non-blocking UDP
 socket driven by the same loop, every wait bounded by TIMEOUT.
@@ -19,7 +19,7 @@ from socketkit.protocols.echo import EchoDatagram
 from socketkit.runtime.guards import UdpGuard
 from socketkit.runtime.limits import Limits
 from socketkit.runtime.stats import Counters
-from socketkit.runtime.udp_drain import DrainingDatagramEndpoint
+from socketkit.runtime.udp import UdpEndpoint, allow_all
 from tests.support import TIMEOUT
 
 Run = Callable[[Callable[[], Awaitable[Any]]], Any]
@@ -37,7 +37,7 @@ def udp_pair() -> tuple[socket.socket, socket.socket]:
 
 async def receive(client: socket.socket, count: int) -> list[bytes]:
     loop = asyncio.get_running_loop()
-    return [await loop.sock_recv(client, 65536) for _ in range(count)]
+    return [await asyncio.wait_for(loop.sock_recv(client, 65536), TIMEOUT) for _ in range(count)]
 
 
 class Boom(DatagramService):
@@ -53,8 +53,8 @@ def test_a_burst_of_datagrams_is_answered_in_full(arun: Run) -> None:
     async def main() -> Counters:
         server, client = udp_pair()
         counters = Counters()
-        endpoint = DrainingDatagramEndpoint(
-            "echo/udp", server, EchoDatagram(), counters, time.time, max_per_wakeup=4
+        endpoint = UdpEndpoint(
+            "echo/udp", server, EchoDatagram(), time.time, counters=counters, max_per_wakeup=4
         )
         endpoint.start()
         try:
@@ -75,6 +75,34 @@ def test_a_burst_of_datagrams_is_answered_in_full(arun: Run) -> None:
     assert counters.datagrams_dropped == 0
 
 
+def test_without_counters_the_endpoint_keeps_its_own_and_reports_them(arun: Run) -> None:
+    async def main() -> UdpEndpoint:
+        server, client = udp_pair()
+        endpoint = UdpEndpoint("echo/udp", server, EchoDatagram(), time.time)
+        endpoint.start()
+        try:
+            client.send(b"hello")
+            assert await receive(client, 1) == [b"hello"]
+        finally:
+            endpoint.close()
+            client.close()
+        return endpoint
+
+    endpoint = arun(main)
+    assert endpoint.label == "echo/udp"
+    assert endpoint.endpoint is None
+    stats = endpoint.statistics()
+    assert stats == endpoint.counters.snapshot()
+    assert (stats.datagrams_received, stats.datagrams_sent) == (1, 1)
+    assert stats.bytes_received == stats.bytes_sent == 5
+    assert stats.datagrams_dropped == 0
+
+
+def test_allow_all_sends_every_reply() -> None:
+    assert allow_all(("127.0.0.1", 9), b"q", [b"a", b"b"]) == [b"a", b"b"]
+    assert allow_all(("127.0.0.1", 9), b"q", []) == []
+
+
 def test_policy_decides_what_is_sent_and_refusals_are_counted(arun: Run) -> None:
     seen: list[tuple[Any, bytes, list[bytes]]] = []
 
@@ -85,8 +113,8 @@ def test_policy_decides_what_is_sent_and_refusals_are_counted(arun: Run) -> None
     async def main() -> Counters:
         server, client = udp_pair()
         counters = Counters()
-        endpoint = DrainingDatagramEndpoint(
-            "echo/udp", server, EchoDatagram(), counters, time.time, policy=policy
+        endpoint = UdpEndpoint(
+            "echo/udp", server, EchoDatagram(), time.time, counters=counters, policy=policy
         )
         endpoint.start()
         try:
@@ -112,7 +140,7 @@ def test_a_failing_service_drops_one_datagram_and_keeps_serving(
     async def main() -> Counters:
         server, client = udp_pair()
         counters = Counters()
-        endpoint = DrainingDatagramEndpoint("boom/udp", server, Boom(), counters, time.time)
+        endpoint = UdpEndpoint("boom/udp", server, Boom(), time.time, counters=counters)
         endpoint.start()
         try:
             client.send(b"boom")
@@ -139,7 +167,7 @@ def test_the_service_gets_the_clock_reading(arun: Run) -> None:
 
     async def main() -> None:
         server, client = udp_pair()
-        endpoint = DrainingDatagramEndpoint("t/udp", server, Clocked(), Counters(), lambda: 1234.5)
+        endpoint = UdpEndpoint("t/udp", server, Clocked(), lambda: 1234.5, counters=Counters())
         endpoint.start()
         try:
             client.send(b"x")
@@ -155,7 +183,7 @@ def test_the_service_gets_the_clock_reading(arun: Run) -> None:
 def test_close_is_idempotent_and_closes_the_socket(arun: Run) -> None:
     async def main() -> None:
         server, client = udp_pair()
-        endpoint = DrainingDatagramEndpoint("e/udp", server, EchoDatagram(), Counters(), time.time)
+        endpoint = UdpEndpoint("e/udp", server, EchoDatagram(), time.time, counters=Counters())
         endpoint.start()
         endpoint.close()
         endpoint.close()
@@ -170,7 +198,7 @@ def test_batch_must_be_positive() -> None:
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock,
         pytest.raises(ValueError, match="max_per_wakeup"),
     ):
-        DrainingDatagramEndpoint("e", sock, EchoDatagram(), Counters(), time.time, max_per_wakeup=0)
+        UdpEndpoint("e", sock, EchoDatagram(), time.time, counters=Counters(), max_per_wakeup=0)
 
 
 def test_a_udp_guard_is_asked_first_and_its_refusals_are_counted(arun: Run) -> None:
@@ -200,8 +228,13 @@ def test_a_udp_guard_is_asked_first_and_its_refusals_are_counted(arun: Run) -> N
 
         server, client = udp_pair()
         counters = Counters()
-        endpoint = DrainingDatagramEndpoint(
-            "echo/udp", server, Recording(), counters, time.time, policy=CountingGuard(limits)
+        endpoint = UdpEndpoint(
+            "echo/udp",
+            server,
+            Recording(),
+            time.time,
+            counters=counters,
+            policy=CountingGuard(limits),
         )
         endpoint.start()
         try:
@@ -232,7 +265,7 @@ def test_a_bug_escaping_the_batch_keeps_the_counts_of_what_it_served() -> None:
     server, client = udp_pair()
     server.setblocking(False)
     counters = Counters()
-    endpoint = DrainingDatagramEndpoint("echo/udp", server, WrongType(), counters, time.time)
+    endpoint = UdpEndpoint("echo/udp", server, WrongType(), time.time, counters=counters)
     try:
         for message in (b"one", b"two", b"bad"):  # loopback delivers within send()
             client.send(message)

@@ -1,23 +1,25 @@
-"""A UDP endpoint that drains every ready datagram per wake-up.
+"""The one datagram adapter (UDP): every ready datagram per wake-up, guarded.
 
-asyncio's datagram transport (and uvloop's) reads one datagram per readiness
-callback, so under load the loop pays a full poll round per datagram. Here
-one wake-up reads with ``recvfrom_into`` until the socket would block (or
-``max_per_wakeup`` datagrams, so one busy port cannot starve the rest of the
-loop), answers each at once with ``sendto``, and goes back to the loop.
+The service decides what to answer; this adapter decides whether an answer
+may be sent at all and adds the peer's address. asyncio's datagram
+transport (and uvloop's) reads one datagram per readiness callback, so
+under load the loop pays a full poll round per datagram (5-8x slower
+measured here); this endpoint reads with ``recvfrom_into`` until the socket
+would block (or ``max_per_wakeup`` datagrams, so one busy port cannot starve
+the rest of the loop) and answers each at once with ``sendto``.
 
-It is a drop-in for ``DatagramEndpoint``: the same service call
-(``handle(datagram, now)``), the same ``policy(addr, request, replies)`` hook
-deciding what may be sent, the same counters. With a ``UdpGuard`` as the
-policy it does what ``DatagramEndpoint`` does: ask the guard before the
-service runs, give budget-aware services their byte budget, and protect the
-endpoint's own port from loops. It needs a loop with
-``add_reader`` (asyncio's selector loops, uvloop, rloop; not Windows'
-Proactor loop).
-
-A reply that does not fit the socket's send buffer is dropped and counted
-(``datagrams_dropped``), as the kernel itself would drop it: UDP promises no
-delivery, and queueing would let one flood grow our memory.
+With a ``UdpGuard`` as the policy (the default of ``Server``), the guard is
+asked *before* the service runs (a refused or rate-limited source costs no
+service work), a service that can shape its reply
+(``BudgetedDatagramService``: chargen, qotd) is given the byte budget, every
+other reply is sent whole or not at all, and the endpoint's own port is
+protected from loops. Any other ``ReplyPolicy`` callable is asked after the
+service ran. A reply that does not fit the socket's send buffer is dropped
+and counted, as the kernel itself would drop it: UDP promises no delivery,
+and queueing would let one flood grow our memory. A send or receive error
+(an ICMP "port unreachable" left over from an earlier reply) never stops
+the endpoint. Needs a loop with ``add_reader`` (asyncio's selector loops,
+uvloop, rloop).
 """
 
 from __future__ import annotations
@@ -32,19 +34,27 @@ from socketkit.display import escape_payload
 from socketkit.endpoints import format_sockaddr
 from socketkit.protocols.base import DatagramService
 from socketkit.protocols.budget import BudgetedDatagramService
-from socketkit.runtime.datagram import ReplyPolicy, allow_all
+from socketkit.runtime.bind import BoundEndpoint
 from socketkit.runtime.guards import UdpGuard
-from socketkit.runtime.stats import Counters
+from socketkit.runtime.stats import Counters, ServerStatistics
 
-__all__ = ["DrainingDatagramEndpoint"]
+__all__ = ["MAX_DATAGRAM", "ReplyPolicy", "UdpEndpoint", "allow_all"]
 
 log = logging.getLogger("socketkit.server")
 
 MAX_DATAGRAM = 65536
 """Receive buffer: the largest UDP payload (65,507 bytes over IPv4) fits."""
 
+ReplyPolicy = Callable[[Any, bytes, list[bytes]], list[bytes]]
+"""``policy(addr, request, replies) -> replies to send``: guards and budgets."""
 
-class DrainingDatagramEndpoint:
+
+def allow_all(addr: Any, request: bytes, replies: list[bytes]) -> list[bytes]:
+    """The policy that sends every reply (no guard): for tests and trusted networks."""
+    return replies
+
+
+class UdpEndpoint:
     """Serves one bound, non-blocking UDP socket with ``loop.add_reader``."""
 
     def __init__(
@@ -52,19 +62,22 @@ class DrainingDatagramEndpoint:
         label: str,
         sock: socket.socket,
         service: DatagramService,
-        counters: Counters,
         clock: Callable[[], float],
         *,
+        counters: Counters | None = None,
         policy: ReplyPolicy = allow_all,
         narrate: bool = False,
         max_per_wakeup: int = 256,
+        endpoint: BoundEndpoint | None = None,
     ) -> None:
         if max_per_wakeup < 1:
             raise ValueError("max_per_wakeup must be at least 1")
-        self._label = label
+        self.label = label
+        self.endpoint = endpoint
+        """Where it serves, when a ``Server`` bound it (metrics label figures by it)."""
+        self.counters = counters if counters is not None else Counters()
         self._sock = sock
         self._service = service
-        self._counters = counters
         self._clock = clock
         self._policy = policy
         self._guard = policy if isinstance(policy, UdpGuard) else None
@@ -93,6 +106,9 @@ class DrainingDatagramEndpoint:
             self._fd = -1
         self._sock.close()
 
+    def statistics(self) -> ServerStatistics:
+        return self.counters.snapshot()
+
     def _on_readable(self) -> None:
         """Serve every ready datagram (at most a batch).
 
@@ -105,11 +121,9 @@ class DrainingDatagramEndpoint:
         send = sock.sendto
         buffer = self._buffer
         view = self._view
-        counters = self._counters
-        handle = self._service.handle
-        policy = self._policy
-        guard = self._guard
+        counters = self.counters
         narrate = self._narrate
+        answer = self._answer
         received = bytes_in = sent = bytes_out = 0
         now = self._clock()  # one reading per wake-up: the batch takes well under 1 ms
         try:
@@ -120,7 +134,7 @@ class DrainingDatagramEndpoint:
                     break
                 except OSError as exc:
                     # e.g. an ICMP error queued by an earlier reply; never stop serving.
-                    log.debug("%s: receive error ignored: %s", self._label, exc)
+                    log.debug("%s: receive error ignored: %s", self.label, exc)
                     continue
                 data = bytes(view[:n])
                 received += 1
@@ -128,34 +142,19 @@ class DrainingDatagramEndpoint:
                 if narrate:
                     log.info(
                         "%s: datagram of %d bytes from %s: %s",
-                        self._label,
+                        self.label,
                         n,
                         format_sockaddr(addr),
                         escape_payload(data),
                     )
-                try:
-                    if guard is not None:
-                        if guard.free_pass(addr):
-                            allowed = handle(data, now)
-                        else:
-                            allowed = self._guarded(guard, data, addr, now)
-                    else:
-                        replies = handle(data, now)
-                        allowed = policy(addr, data, replies)
-                        if replies and not allowed:
-                            counters.datagrams_dropped += 1
-                except Exception:
-                    log.exception("%s: service failed on a datagram from %s", self._label, addr)
-                    counters.datagrams_dropped += 1
-                    continue
-                for reply in allowed:
+                for reply in answer(data, addr, now):
                     try:
                         send(reply, addr)
                     except (BlockingIOError, InterruptedError):
                         counters.datagrams_dropped += 1
                         continue
                     except OSError as exc:
-                        log.debug("%s: send to %s failed: %s", self._label, addr, exc)
+                        log.debug("%s: send to %s failed: %s", self.label, addr, exc)
                         counters.datagrams_dropped += 1
                         continue
                     sent += 1
@@ -163,7 +162,7 @@ class DrainingDatagramEndpoint:
                     if narrate:
                         log.info(
                             "%s: sent datagram of %d bytes to %s: %s",
-                            self._label,
+                            self.label,
                             len(reply),
                             format_sockaddr(addr),
                             escape_payload(reply),
@@ -174,16 +173,34 @@ class DrainingDatagramEndpoint:
             counters.datagrams_sent += sent
             counters.bytes_sent += bytes_out
 
+    def _answer(self, data: bytes, addr: Any, now: float) -> list[bytes]:
+        """The replies that may be sent for one datagram: the one guarded path."""
+        counters = self.counters
+        guard = self._guard
+        try:
+            if guard is None:
+                replies = self._service.handle(data, now)
+                allowed = self._policy(addr, data, replies)
+                if replies and not allowed:
+                    counters.datagrams_dropped += 1
+                return allowed
+            if guard.free_pass(addr):
+                return self._service.handle(data, now)
+            return self._guarded(guard, data, addr, now)
+        except Exception:
+            log.exception("%s: service failed on a datagram from %s", self.label, addr)
+            counters.datagrams_dropped += 1
+            return []
+
     def _guarded(self, guard: UdpGuard, data: bytes, addr: Any, now: float) -> list[bytes]:
-        """The guard's path, as DatagramEndpoint._guarded takes it (keep the two alike)."""
-        counters = self._counters
+        counters = self.counters
         admission = guard.admit(addr, len(data))
         if admission.counter is not None:
             setattr(counters, admission.counter, getattr(counters, admission.counter) + 1)
             log.log(
                 logging.INFO if self._narrate else logging.DEBUG,
                 "%s: ignored a datagram from %s: %s",
-                self._label,
+                self.label,
                 format_sockaddr(addr),
                 admission.reason,
             )
@@ -201,8 +218,8 @@ class DrainingDatagramEndpoint:
             counters.replies_over_budget += over
             log.log(
                 logging.INFO if self._narrate else logging.DEBUG,
-                "%s: %d reply(ies) to %s did not fit the %d-byte budget (--udp-amplification)",
-                self._label,
+                "%s: %d reply(ies) to %s did not fit the %d-byte budget (udp_amplification)",
+                self.label,
                 over,
                 format_sockaddr(addr),
                 budget,

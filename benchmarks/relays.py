@@ -1,11 +1,15 @@
-"""Zero-copy echo relay: the kernel moves bytes from a socket back into it.
+"""Echo relay experiments that did not beat the mirror, kept for benchmarks/fastpaths.py.
 
-For a stream protocol that declares ``mirrors_input = True`` (its output is
-exactly its input, as echo's is), the runtime need not lift the bytes into
-Python at all: on Linux, ``splice(2)`` moves them from the socket into a
-pipe and from the pipe back to the socket, page references instead of
-copies, with no Python object per chunk. The runtime needs no service names
-to use it: the class attribute is the whole contract.
+These relays were the runtime's first attempts at an echo fast path
+(``runtime/splice.py`` before the refactor). ``serve`` now runs echo through
+``socketkit.runtime.mirror.MirrorConnection`` (the loop's own transport
+writes each chunk straight back), which measured cheaper; the two relays
+below stay here, self-contained, so ``benchmarks/fastpaths.py tcp-splice``
+and ``tcp-copy`` can still compare them with it (BENCHMARKS.md).
+
+``SpliceRelay``: on Linux, ``splice(2)`` moves the bytes from the socket into
+a pipe and from the pipe back to the socket, page references instead of
+copies, with no Python object per chunk.
 
 Semantics kept from the stream adapter (runtime/stream.py):
 
@@ -21,7 +25,7 @@ Semantics kept from the stream adapter (runtime/stream.py):
   ``stop_reading()`` and the counters behave as the stream adapter's do.
 
 Costs: two extra descriptors per connection (the pipe), so RLIMIT_NOFILE
-must allow three per client. Not used when narrating (-v shows payloads).
+must allow three per client.
 
 ``CopyRelay`` is the same relay without the pipe: ``recv_into`` one buffer
 shared by every connection of the thread, ``send`` straight back, and only a
@@ -30,6 +34,10 @@ works everywhere (no splice needed) and keeps one descriptor and no buffer
 per idle connection. Measured here (BENCHMARKS.md), on loopback it is the
 cheaper of the two per byte: the kernel's loopback path, not the user-space
 copy, dominates; splice wins only where copies are the cost.
+
+Both take their deadlines from the host's ``timers`` (``LoopTimers`` of
+runtime/timers.py in production, ``ManualTimers`` in tests), so a
+``ConnectionHost`` of runtime/connection.py serves as their host too.
 """
 
 from __future__ import annotations
@@ -44,16 +52,15 @@ import socket
 import struct
 import sys
 import threading
-from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from socketkit.runtime.limits import Limits
 from socketkit.runtime.stats import Counters
+from socketkit.runtime.timers import Cancellable, Timers
 
 __all__ = [
     "SPLICE_AVAILABLE",
     "CopyRelay",
-    "MirrorConnection",
     "RelayHost",
     "SpliceRelay",
     "splice_available",
@@ -65,7 +72,6 @@ SPLICE_AVAILABLE = sys.platform == "linux" and hasattr(os, "splice")
 _FLAGS = (os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK) if SPLICE_AVAILABLE else 0
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
-_IDLE_CHECKS = 4
 _GONE = {errno.ECONNRESET, errno.EPIPE, errno.ENOTCONN, errno.ECONNABORTED, errno.ETIMEDOUT}
 
 
@@ -75,11 +81,12 @@ def splice_available() -> bool:
 
 
 class RelayHost(Protocol):
-    """What the relay needs from the server's listener (``_Listener`` has all of it)."""
+    """What a relay needs from whoever accepted it (a ``ConnectionHost`` has all of it)."""
 
     limits: Limits
     counters: Counters
     label: str
+    timers: Timers
 
     def connection_closed(self, conn: Any) -> None: ...
 
@@ -87,14 +94,7 @@ class RelayHost(Protocol):
 class _Relay:
     """Flow control, life cycle and counters shared by both relays."""
 
-    def __init__(
-        self,
-        listener: RelayHost,
-        sock: socket.socket,
-        peer: str,
-        source: str,
-        clock: Callable[[], float] | None = None,
-    ) -> None:
+    def __init__(self, listener: RelayHost, sock: socket.socket, peer: str, source: str) -> None:
         self._listener = listener
         self._sock = sock
         self._fd = sock.fileno()
@@ -102,6 +102,7 @@ class _Relay:
         self.source = source
         limits = listener.limits
         self._counters = listener.counters
+        self._timers = listener.timers
         self._chunk = limits.read_chunk
         self._loop = asyncio.get_running_loop()
         self._pending = 0
@@ -111,8 +112,8 @@ class _Relay:
         self._closing = False
         self._done = False
         self._idle_timeout = limits.idle_timeout
-        self._idle_timer: asyncio.TimerHandle | None = None
-        self._last_activity = self._loop.time()
+        self._idle_timer: Cancellable | None = None
+        self._last_activity = self._timers.now()
         self.closed: asyncio.Future[None] = self._loop.create_future()
         self.bytes_in = 0
         self.bytes_out = 0
@@ -124,7 +125,7 @@ class _Relay:
         self._sock.setblocking(False)
         self._resume_reading()
         if self._idle_timeout is not None:
-            self._idle_timer = self._loop.call_later(self._idle_timeout, self._check_idle)
+            self._idle_timer = self._timers.call_later(self._idle_timeout, self._check_idle)
 
     def close(self) -> None:
         """Stop reading; close once the pending bytes are written (FIN, not RST)."""
@@ -153,6 +154,10 @@ class _Relay:
 
     def wants_flush(self) -> bool:
         return self._pending > 0
+
+    def pending_output(self) -> int:
+        """Bytes read and not yet written back (as ``Connection.pending_output``)."""
+        return self._pending
 
     # -- shared mechanics --------------------------------------------------------
 
@@ -208,9 +213,9 @@ class _Relay:
         timeout = self._idle_timeout
         if timeout is None or self._done:
             return
-        idle = self._loop.time() - self._last_activity
+        idle = self._timers.now() - self._last_activity
         if idle < timeout:
-            self._idle_timer = self._loop.call_later(timeout - idle, self._check_idle)
+            self._idle_timer = self._timers.call_later(timeout - idle, self._check_idle)
             return
         self._counters.connections_timed_out += 1
         log.info(
@@ -244,17 +249,10 @@ class _Relay:
 class SpliceRelay(_Relay):
     """One accepted connection of a mirroring protocol, relayed by the kernel (Linux)."""
 
-    def __init__(
-        self,
-        listener: RelayHost,
-        sock: socket.socket,
-        peer: str,
-        source: str,
-        clock: Callable[[], float] | None = None,
-    ) -> None:
+    def __init__(self, listener: RelayHost, sock: socket.socket, peer: str, source: str) -> None:
         if not SPLICE_AVAILABLE:
             raise OSError(errno.ENOSYS, "splice() is not available on this system")
-        super().__init__(listener, sock, peer, source, clock)
+        super().__init__(listener, sock, peer, source)
         self._pipe_r, self._pipe_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.capacity = _size_pipe(self._pipe_w, listener.limits.write_buffer_high)
 
@@ -272,7 +270,7 @@ class SpliceRelay(_Relay):
         self._pending += n
         self.bytes_in += n
         self._counters.bytes_received += n
-        self._last_activity = self._loop.time()
+        self._last_activity = self._timers.now()
         self._on_writable()
 
     def _on_writable(self) -> None:
@@ -313,15 +311,8 @@ def _shared_buffer(size: int) -> tuple[bytearray, memoryview]:
 class CopyRelay(_Relay):
     """The same relay with recv_into/send and a buffer shared by the thread's connections."""
 
-    def __init__(
-        self,
-        listener: RelayHost,
-        sock: socket.socket,
-        peer: str,
-        source: str,
-        clock: Callable[[], float] | None = None,
-    ) -> None:
-        super().__init__(listener, sock, peer, source, clock)
+    def __init__(self, listener: RelayHost, sock: socket.socket, peer: str, source: str) -> None:
+        super().__init__(listener, sock, peer, source)
         self._backlog = b""
 
     def _on_readable(self) -> None:
@@ -338,7 +329,7 @@ class CopyRelay(_Relay):
             return
         self.bytes_in += n
         self._counters.bytes_received += n
-        self._last_activity = self._loop.time()
+        self._last_activity = self._timers.now()
         try:
             sent = self._sock.send(view[:n])
         except (BlockingIOError, InterruptedError):
@@ -380,140 +371,3 @@ def _size_pipe(fd: int, wanted: int) -> int:
     except OSError:
         size = 65536
     return size
-
-
-class MirrorConnection(asyncio.Protocol):
-    """The relay on the loop's own transport: ``data_received`` writes the bytes back.
-
-    On uvloop the read and the write stay in C (no Python buffer, no protocol
-    object), which measured cheapest per request here for small messages;
-    flow control is the transport's: reading pauses while its write buffer is
-    above ``write_buffer_high`` and resumes below ``write_buffer_low``. Start it
-    with ``await loop.connect_accepted_socket(lambda: relay, sock)``, as the
-    stream adapter is started.
-    """
-
-    def __init__(
-        self,
-        listener: RelayHost,
-        peer: str,
-        source: str,
-    ) -> None:
-        self._listener = listener
-        self.peer = peer
-        self.source = source
-        self._counters = listener.counters
-        self._limits = listener.limits
-        self._loop = asyncio.get_running_loop()
-        self._transport: asyncio.Transport | None = None
-        self._eof = False
-        self._closing = False
-        self._aborted = False
-        self._idle_timer: asyncio.TimerHandle | None = None
-        self._seen: tuple[int, int] = (-1, -1)
-        """``bytes_in`` and the write buffer's size at the last idle check."""
-        self._quiet_checks = 0
-        self.closed: asyncio.Future[None] = self._loop.create_future()
-        self.bytes_in = 0
-        self._reported = 0
-        """Bytes already added to the server's counters (see ``report``)."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport = cast(asyncio.Transport, transport)
-        transport.set_write_buffer_limits(
-            high=self._limits.write_buffer_high, low=self._limits.write_buffer_low
-        )
-        if self._limits.idle_timeout is not None:
-            self._idle_timer = self._loop.call_later(
-                self._limits.idle_timeout / _IDLE_CHECKS, self._check_idle
-            )
-
-    def data_received(self, data: bytes) -> None:
-        # The whole hot path: one counter and the write. The server's byte
-        # counters are brought up to date by ``report`` (on statistics() and
-        # at close), and the idle check compares ``bytes_in``, so nothing
-        # else runs per chunk (each attribute store here measured ~2 % of
-        # the CPU per small request).
-        self.bytes_in += len(data)
-        self._transport.write(data)  # type: ignore[union-attr]
-
-    def report(self) -> None:
-        """Add the bytes echoed since the last report to the server's counters."""
-        new = self.bytes_in - self._reported
-        if new:
-            self._reported = self.bytes_in
-            self._counters.bytes_received += new
-            self._counters.bytes_sent += new
-
-    @property
-    def bytes_out(self) -> int:
-        """Bytes handed to the transport (it sends them, or the connection is lost)."""
-        return self.bytes_in
-
-    def eof_received(self) -> bool:
-        self._eof = True
-        return False  # the transport closes itself once what is buffered is written
-
-    def pause_writing(self) -> None:
-        if self._transport is not None and not self._eof:
-            self._transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self._transport is not None and not self._eof and not self._closing:
-            self._transport.resume_reading()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-        self.report()
-        self._listener.connection_closed(self)
-        if not self.closed.done():
-            self.closed.set_result(None)
-
-    def close(self) -> None:
-        """Close after the pending output is written (FIN, not RST)."""
-        if self._transport is not None and not self._closing:
-            self._closing = True
-            self._transport.close()
-
-    def abort(self) -> None:
-        """Drop the connection now, pending output and all (idempotent)."""
-        if self._transport is not None and not self._aborted and not self.closed.done():
-            self._aborted = True
-            self._closing = True
-            self._counters.connections_aborted += 1
-            self._transport.abort()
-
-    def stop_reading(self) -> None:
-        if self._transport is not None and not self._eof and not self._closing:
-            self._eof = True
-            self._transport.pause_reading()
-
-    def wants_flush(self) -> bool:
-        return self._transport is not None and self._transport.get_write_buffer_size() > 0
-
-    def _check_idle(self) -> None:
-        """Idle once ``_IDLE_CHECKS`` checks in a row saw no progress: closed within 1-1.25 x timeout.
-
-        Progress is a byte read or a byte of pending output written; pending
-        output alone is not, or a client that sends and never reads would
-        hold its slot (and a write buffer) forever.
-        """
-        timeout = self._limits.idle_timeout
-        if timeout is None or self.closed.done() or self._transport is None:
-            return
-        seen = (self.bytes_in, self._transport.get_write_buffer_size())
-        if seen != self._seen:
-            self._seen = seen
-            self._quiet_checks = 0
-        else:
-            self._quiet_checks += 1
-        if self._quiet_checks < _IDLE_CHECKS:
-            self._idle_timer = self._loop.call_later(timeout / _IDLE_CHECKS, self._check_idle)
-            return
-        self._counters.connections_timed_out += 1
-        log.info("%s: closing %s: idle for %.0f s", self._listener.label, self.peer, timeout)
-        if self.wants_flush():
-            self.abort()
-        else:
-            self.close()
