@@ -9,6 +9,7 @@ loopback, port 0.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import pytest
 import socketkit.cli.explore as explore_cli
 from socketkit.cli.main import main
 from socketkit.explore import StaticResolver
+from socketkit.explore.hosts import InterfaceAddress
 
 TIMEOUT = 30.0
 EXPLORERS = ["host", "addrinfo", "constants", "ports", "port", "addr"]
@@ -123,7 +125,11 @@ def test_constants_on_the_real_socket_module(capsys: pytest.CaptureFixture[str])
     code, out, _err = run(["constants", "sock_", "--json"], capsys)
     assert code == 0
     (group,) = json.loads(out)
-    assert {"value": socket.SOCK_STREAM, "names": ["SOCK_STREAM"]} in group["constants"]
+    assert {
+        "value": socket.SOCK_STREAM,
+        "names": ["SOCK_STREAM"],
+        "meaning": "reliable, ordered byte stream, connected (TCP)",
+    } in group["constants"]
 
 
 def test_addrinfo_numeric_host_needs_no_dns(capsys: pytest.CaptureFixture[str]) -> None:
@@ -134,12 +140,22 @@ def test_addrinfo_numeric_host_needs_no_dns(capsys: pytest.CaptureFixture[str]) 
 
 
 @pytest.fixture
-def lab_resolver(monkeypatch: pytest.MonkeyPatch) -> None:
+def lab_resolver(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n192.0.2.1 lab.example lab  # the lab machine\n")
+    nsswitch = tmp_path / "nsswitch.conf"
+    nsswitch.write_text("hosts: files myhostname dns\n")
     env = explore_cli.Environment(
         resolver=StaticResolver(
             hostname="lab",
-            hosts={"lab": ("lab.example", ["lab"], ["192.0.2.1", "2001:db8::1"])},
-        )
+            hosts={
+                "lab": ("lab.example", ["lab"], ["192.0.2.1"]),
+                "far.example": ("far.example", [], ["2001:db8::1"]),
+            },
+        ),
+        hosts_file=hosts,
+        nsswitch=nsswitch,
+        interfaces=lambda: (InterfaceAddress("eth0", 2, "AF_INET", "192.0.2.1", 24),),
     )
     monkeypatch.setattr(explore_cli, "ENVIRONMENT", env)
 
@@ -152,8 +168,13 @@ def test_host_with_an_injected_resolver(capsys: pytest.CaptureFixture[str]) -> N
     assert lines[0] == "name\tlab"
     assert "this machine\tyes (socket.gethostname())" in lines
     assert "canonical name\tlab.example" in lines
-    assert "IPv4\t192.0.2.1" in lines
-    assert "IPv6\t2001:db8::1" in lines
+    assert "IPv4\t192.0.2.1  from /etc/hosts" in lines
+    assert any(line.startswith("looked up in\tfiles then myhostname then dns") for line in lines)
+    assert "eth0\t2\tIPv4\t192.0.2.1/24" in lines  # this machine's interfaces
+    code, out, _err = run(["host", "far.example"], capsys)
+    assert code == 0
+    assert "IPv6\t2001:db8::1  from DNS" in out.splitlines()  # myhostname skipped: not ours
+    assert "eth0" not in out  # interfaces only for this machine
     code, _out, err = run(["host", "nowhere"], capsys)
     assert code == 68
     assert "cannot resolve 'nowhere'" in err
@@ -187,12 +208,11 @@ def test_listening_reads_the_kernel_tables(
         report = json.loads(out)
         assert report["listening_checked"]
         (row,) = report["ports"]
-        assert {
-            "transport": transport,
-            "family": "AF_INET",
-            "address": "127.0.0.1",
-            "port": port,
-        } in row["listeners"]
+        (mine,) = [x for x in row["listeners"] if x["address"] == "127.0.0.1"]
+        assert (mine["transport"], mine["family"], mine["port"]) == (transport, "AF_INET", port)
+        assert mine["inode"] > 0
+        # the socket is this test's: its process is us (comm is the interpreter's name)
+        assert any(p.endswith(f"(pid {os.getpid()})") for p in mine["processes"])
 
 
 @pytest.mark.parametrize("command", EXPLORERS)
@@ -208,7 +228,7 @@ def test_help_has_an_example_and_json(command: str, capsys: pytest.CaptureFixtur
 
 @pytest.mark.parametrize(
     ("argv", "code"),
-    [(["ports", "70000"], 64), (["addr", "1.2.3.4/8"], 64), (["port", "no-such-service-x"], 68)],
+    [(["ports", "70000"], 64), (["addr", "1.2.3.4/33"], 64), (["port", "no-such-service-x"], 68)],
 )
 def test_subprocess_exit_codes_without_traceback(argv: list[str], code: int) -> None:
     done = subprocess.run(

@@ -163,7 +163,7 @@ def test_echo_name_that_does_not_resolve(
         (["echo", "x", "--to", "::1:7"], "brackets"),
         (["echo", "x", "--to", "127.0.0.1:99999"], "0 to 65535"),
         (["echo", "x", "--timeout", "-1"], "expected a number > 0"),
-        (["echo"], "required"),
+        (["echo", "x", "--size", "3"], "either MESSAGE or --size"),
         (["nosuchcommand"], "invalid choice"),
         (["serve", "nosuchservice"], "unknown service"),
         (["serve", "--port-base", "70000"], "choose 0-65535"),

@@ -40,7 +40,7 @@ needs_capture = pytest.mark.skipif(
     reason="packet capture is not permitted here (needs Linux and root or CAP_NET_RAW)",
 )
 
-GRANT_LINE = "packet capture is not permitted (it needs root or CAP_NET_RAW) - run it with sudo"
+GRANT_LINE = "packet capture is not permitted (it needs root or CAP_NET_RAW) - run it as root: sudo"
 
 
 @pytest.fixture
@@ -69,7 +69,17 @@ def test_help_has_examples_and_how_to_grant_capture(capsys: pytest.CaptureFixtur
     assert "examples:" in out
     assert "sudo socketkit layers" in out
     assert "setcap cap_net_raw" in out
-    for flag in ("--json", "--pcap", "--read", "--udp", "--ipv6", "--chunk", "--message"):
+    for flag in (
+        "--json",
+        "--pcap",
+        "--read",
+        "--udp",
+        "--ipv6",
+        "--chunk",
+        "--message",
+        "--html",
+        "--compare",
+    ):
         assert flag in out
 
 
@@ -285,3 +295,59 @@ def test_really_unprivileged_user_gets_the_root_free_view() -> None:
     assert "setcap cap_net_raw+eip" in done.stderr
     assert "(getsockname)" in done.stdout
     assert "MSS segmentation" in done.stdout
+
+
+@needs_capture
+def test_live_ladder_bars_and_exact_headers(
+    capsys: pytest.CaptureFixture[str], loop_name: str
+) -> None:
+    code = main(["layers", "--loop", loop_name, "--timeout", str(TIMEOUT), "--message", "hello"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    # the ladder: one arrow per packet, the SYN first (pytest's capture is UTF-8)
+    assert "SYN seq 0" in out and "▶│" in out and "│◀" in out
+    # Linux loopback: timestamps on every segment, so 32-byte TCP headers after the SYNs
+    assert "┃ Ethernet 14 B ┃ IPv4 20 B ┃ TCP 40 B (20 + 20 options) ┃ = 74 B" in out
+    assert "┃ Ethernet 14 B ┃ IPv4 20 B ┃ TCP 32 B (20 + 12 options) ┃ data 5 B ┃ = 71 B" in out
+    assert "options: MSS 65495" in out and "SACK-permitted" in out and "WScale" in out
+    assert "<< scale" in out  # windows after the handshake are shown scaled
+    assert "header 40 B (data offset 10 words)" in out
+
+
+@needs_capture
+def test_compare_shows_tcp_and_udp_side_by_side(
+    capsys: pytest.CaptureFixture[str], loop_name: str, tmp_path: Path
+) -> None:
+    page = tmp_path / "compare.html"
+    argv = ["layers", "--loop", loop_name, "--timeout", str(TIMEOUT), "--compare"]
+    assert main([*argv, "--html", str(page), "--message", "hello"]) == 0
+    out, err = capsys.readouterr()
+    ladder_rows = [line for line in out.splitlines() if line.lstrip().startswith("#1 ")]
+    (row,) = ladder_rows  # TCP's #1 and UDP's #1 on the same line
+    assert "SYN seq 0" in row and "UDP 5 B" in row
+    assert out.splitlines()[2].startswith("TCP") and "UDP" in out.splitlines()[2]
+    table = [line.split("\t") for line in out.splitlines() if line.startswith(("TCP\t", "UDP\t"))]
+    assert [(r[0], r[1]) for r in table] == [("TCP", "10"), ("UDP", "2")]
+    assert f"wrote {page}" in err
+    html = page.read_text(encoding="utf-8")
+    assert html.count("<svg") == 2
+    assert "TCP over IPv4" in html and "UDP over IPv4" in html
+    result = run_json(capsys, "--loop", loop_name, "--compare")
+    assert len(result["tcp"]["packets"]) == 10
+    assert len(result["udp"]["packets"]) == 2
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--compare", "--udp"],
+        ["--compare", "--pcap", "x.pcap"],
+        ["--compare", "--read", "x.pcap"],
+    ],
+)
+def test_compare_refuses_what_it_cannot_do(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["layers", *argv]) == 64
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "compare" in err

@@ -442,3 +442,42 @@ def test_udp_without_capture_rights(loop_name: str) -> None:
     assert [c.name for c in ex.calls] == ["connect", "send", "recvmsg", "close"]
     assert ex.view is not None
     assert ex.view.tcp_info is None
+
+
+@needs_capture
+@pytest.mark.parametrize("ipv6", [False, True], ids=["tcp4", "tcp6"])
+def test_tcpdump_verbose_agrees_on_options_windows_and_lengths(
+    loop_name: str, tmp_path: Path, ipv6: bool
+) -> None:
+    """The exact headers of a live exchange, field by field, as ``tcpdump -nn -v`` reads them."""
+    from tests.unit.layers.test_layers_headers import (
+        as_tcpdump,
+        tcpdump_options,
+        tcpdump_verbose,
+    )
+
+    host = host_for(ipv6)
+    with echo(loop_name, host, udp=False) as server:
+        report = observe(server, MESSAGE, ipv6=ipv6, timeout=TIMEOUT)
+    assert report.complete
+    path = str(tmp_path / "exchange.pcap")
+    write_pcap(path, report.frames)
+    theirs = tcpdump_verbose(path)
+    assert len(theirs) == len(report.packets) == 10
+    scales = set()
+    for p, line in zip(report.packets, theirs, strict=True):
+        t, ip = p.transport, p.internet
+        assert t is not None and ip is not None
+        assert f"win {t.window}," in line
+        assert tcpdump_options(line) == [as_tcpdump(o.name, o.value) for o in t.options]
+        name, value = ip.length_field
+        assert name == ("payload length" if ipv6 else "total length")
+        assert (f"payload length: {value})" if ipv6 else f"length {value})") in line
+        if "SYN" not in t.flags:
+            assert t.window_scale is not None and t.scaled_window == t.window << t.window_scale
+            scales.add(t.window_scale)
+    syn = report.packets[0].transport
+    assert syn is not None
+    wscale = syn.option("WScale")
+    assert wscale is not None  # Linux always offers window scaling on loopback
+    assert int(wscale.value) in scales

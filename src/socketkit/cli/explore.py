@@ -9,28 +9,40 @@ data came from the system (resolver, services database, kernel) the
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from socketkit.cli.common import positive_int
 from socketkit.cli.render import print_json, print_note, print_table
+from socketkit.endpoints import join_host_port
 from socketkit.errors import UsageError
 from socketkit.explore.addresses import (
     WORLD_POPULATION,
     AddressReport,
+    NetworkReport,
     address_space,
     classify_address,
+    classify_network,
     scientific,
 )
 from socketkit.explore.addrinfo import address_info
 from socketkit.explore.constants import DEFAULT_PREFIXES, constant_groups
-from socketkit.explore.hosts import host_info
+from socketkit.explore.hosts import (
+    HOSTS_FILE,
+    NSSWITCH_FILE,
+    InterfaceAddress,
+    host_info,
+    interface_addresses,
+)
 from socketkit.explore.ports import (
     ListenerScan,
     PortRange,
+    PortsReport,
     ephemeral_range,
     list_ports,
     lookup_port,
@@ -53,6 +65,9 @@ class Environment:
     listeners: Callable[[Sequence[str]], ListenerScan] = read_listeners
     clock: Callable[[], float] = time.perf_counter
     socket_module: Any = socket
+    hosts_file: Path = HOSTS_FILE
+    nsswitch: Path = NSSWITCH_FILE
+    interfaces: Callable[[], tuple[InterfaceAddress, ...]] | None = interface_addresses
 
 
 ENVIRONMENT: Environment | None = None
@@ -123,8 +138,10 @@ def register(sub: Any) -> None:
         "constants",
         "the socket module's constants, value to every name",
         "The socket module's integer constants for each PREFIX (default: "
-        f"{' '.join(DEFAULT_PREFIXES)}), sorted by value, with every alias where several "
-        "names share a value (AF_NETLINK and AF_ROUTE; IPPROTO_IP and IPPROTO_HOPOPTS).",
+        f"{' '.join(DEFAULT_PREFIXES)}: families, types, protocols, option levels and "
+        "socket options), one table per group, sorted by value, with what each is for and "
+        "every alias where several names share a value (AF_NETLINK and AF_ROUTE; "
+        "IPPROTO_IP and IPPROTO_HOPOPTS).",
         "  socketkit constants\n  socketkit constants SO_ MSG_\n  socketkit constants af_ --json\n",
     )
     p.add_argument("prefixes", nargs="*", metavar="PREFIX", help="name prefix, e.g. AF_ or SO_")
@@ -138,11 +155,15 @@ def register(sub: Any) -> None:
         "transport and which source named it (the system's services database; socketkit's "
         "shipped IANA table where the system has no entry), its IANA range class (system "
         "0-1023, user 1024-49151, dynamic 49152-65535), and this machine's ephemeral range "
-        "as the kernel reports it. --listening reads the kernel's socket tables "
-        "(/proc/net/tcp, tcp6, udp, udp6); it never sends a packet.",
+        "as the kernel reports it. --listening shows only the sockets listening on this "
+        "machine (default: every port) with the processes holding them, as ss -ltnupx does: "
+        "it reads the kernel's socket tables (/proc/net/tcp, tcp6, udp, udp6, unix) and "
+        "/proc/*/fd, and never sends a packet.",
         "  socketkit ports                    the well-known ports 0-1023\n"
         "  socketkit ports 80                 one port\n"
-        "  socketkit ports 10000 10100 --listening\n"
+        "  socketkit ports 1 65535            every named port, in well under a second\n"
+        "  socketkit ports --listening        what listens here, with its process (ss -ltnupx)\n"
+        "  sudo socketkit ports --listening   ... including other users' processes\n"
         "  socketkit ports 0 1023 --udp --json\n",
     )
     p.add_argument("low", nargs="?", metavar="LOW", help="first port (default 0)")
@@ -151,8 +172,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--listening",
         action="store_true",
-        help="mark ports with a listener on this machine (from /proc/net; also lists "
-        "listening ports without a known service)",
+        help="only ports with a listening socket here, with its address and process "
+        "(from /proc/net and /proc/*/fd); Unix listeners follow",
     )
     p.set_defaults(handler=_ports)
 
@@ -177,12 +198,21 @@ def register(sub: Any) -> None:
         "reverse-pointer name, and its class from IANA's special-purpose address registries "
         "(shipped with socketkit, so the answer does not depend on the Python version). "
         "IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are classified as the IPv4 address they "
-        "carry. --space prints the sizes of the IPv4 and IPv6 address spaces per person.",
+        "carry. A network (ADDRESS/PREFIX) gets its network and broadcast addresses, first "
+        "and last host, address and host counts, prefix and mask in bits (binary view) and "
+        "the registry block that holds it. --space prints the sizes of the IPv4 and IPv6 "
+        "address spaces per person.",
         "  socketkit addr 127.0.0.1 ::ffff:127.0.0.1 100.64.0.1\n"
+        "  socketkit addr 192.168.1.0/24      network, broadcast, hosts 1-254, binary view\n"
         "  socketkit addr 2001:db8::1 --json\n"
         "  socketkit addr --space\n",
     )
-    p.add_argument("addresses", nargs="*", metavar="ADDRESS", help="IPv4 or IPv6 address")
+    p.add_argument(
+        "addresses",
+        nargs="*",
+        metavar="ADDRESS",
+        help="IPv4 or IPv6 address, or a network ADDRESS/PREFIX",
+    )
     p.add_argument("--space", action="store_true", help="the sizes of the address spaces")
     p.add_argument(
         "--population",
@@ -216,7 +246,14 @@ def _dash(values: Sequence[str]) -> str:
 
 
 def _host(args: argparse.Namespace) -> int:
-    info = host_info(args.name, resolver=_env().resolver)
+    env = _env()
+    info = host_info(
+        args.name,
+        resolver=env.resolver,
+        hosts_file=env.hosts_file,
+        nsswitch=env.nsswitch,
+        interfaces=env.interfaces,
+    )
     if args.json:
         print_json(info)
         return 0
@@ -226,9 +263,27 @@ def _host(args: argparse.Namespace) -> int:
         ("fqdn", info.fqdn),
         ("canonical name", info.canonical_name),
         ("aliases", _dash(info.aliases)),
+        ("looked up in", " then ".join(info.sources) + f" ({env.nsswitch}, hosts:)"),
     ]
-    rows += [("IPv6" if a.family == "AF_INET6" else "IPv4", a.address) for a in info.addresses]
+    rows += [
+        ("IPv6" if a.family == "AF_INET6" else "IPv4", f"{a.address}  from {a.source}")
+        for a in info.addresses
+    ]
     print_table(["field", "value"], rows, title=f"host {info.query}")
+    if info.interfaces:
+        print_table(
+            ["interface", "index", "family", "address"],
+            [
+                (
+                    i.interface,
+                    "-" if i.index is None else str(i.index),
+                    "IPv6" if i.family == "AF_INET6" else "IPv4",
+                    i.address if i.prefix_length is None else f"{i.address}/{i.prefix_length}",
+                )
+                for i in info.interfaces
+            ],
+            title="this machine's interface addresses (psutil.net_if_addrs, if_nameindex)",
+        )
     return 0
 
 
@@ -269,15 +324,16 @@ def _addrinfo(args: argparse.Namespace) -> int:
 
 
 def _constants(args: argparse.Namespace) -> int:
-    groups = constant_groups(args.prefixes or DEFAULT_PREFIXES, _env().socket_module)
+    groups = constant_groups(args.prefixes, _env().socket_module)
     if args.json:
         print_json(groups)
         return 0
-    print_table(
-        ["prefix", "value", "names"],
-        [(g.prefix, c.value, ", ".join(c.names)) for g in groups for c in g.constants],
-        title="socket module constants (aliases share a row)",
-    )
+    for g in groups:
+        print_table(
+            ["value", "names", "meaning"],
+            [(c.value, ", ".join(c.names), c.meaning or "-") for c in g.constants],
+            title=f"{g.prefix}: {g.title} (aliases share a row)",
+        )
     return 0
 
 
@@ -301,7 +357,10 @@ def _range_cell(iana_range: str, os_ephemeral: bool | None) -> str:
 
 def _ports(args: argparse.Namespace) -> int:
     env = _env()
-    low, high = parse_port_range(args.low, args.high)
+    if args.listening and args.low is None:
+        low, high = 0, 65535
+    else:
+        low, high = parse_port_range(args.low, args.high)
     transports = _transports(args)
     report = list_ports(
         low,
@@ -315,30 +374,67 @@ def _ports(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report)
         return 0
-    headers = ["port", "IANA range", *transports]
     if args.listening:
-        headers.append("listening")
-    headers.append("description")
+        _print_listeners(report, transports)
+    else:
+        _print_ports(report, transports)
+    for note in report.notes:
+        print_note(note)
+    return 0
+
+
+def _print_ports(report: PortsReport, transports: Sequence[str]) -> None:
+    headers = ["port", "IANA range", *transports, "description"]
     rows = []
     for info in report.ports:
         row = [str(info.port), _range_cell(info.iana_range, info.os_ephemeral)]
         row += [_service_cell(info.services, t) for t in transports]
-        if args.listening:
-            row.append(_dash([f"{x.transport} {x.address}" for x in info.listeners]))
         row.append(next((s.description for s in info.services if s.description), ""))
         rows.append(row)
-    print_table(headers, rows, title=f"ports {low}-{high}")
+    print_table(headers, rows, title=f"ports {report.low}-{report.high}")
     sources = {s.source for info in report.ports for s in info.services} - {"system"}
-    summary = f"{len(report.ports)} of {high - low + 1} ports listed"
+    summary = f"{len(report.ports)} of {report.high - report.low + 1} ports listed"
     if sources:
         summary += (
             "; names marked (iana) come from socketkit's shipped IANA table where this "
             "system's services database has none, (socketkit) are socketkit's own ports"
         )
     print_note(summary)
-    for note in report.notes:
-        print_note(note)
-    return 0
+
+
+def _print_listeners(report: PortsReport, transports: Sequence[str]) -> None:
+    """One row per listening socket, like ``ss -ltnup``: where, which service, who."""
+    rows = []
+    for info in report.ports:
+        for x in info.listeners:
+            service = next((s.name for s in info.services if s.transport == x.transport), "")
+            rows.append(
+                (
+                    x.transport,
+                    join_host_port(x.address, x.port),
+                    service or "-",
+                    ", ".join(x.processes) or "-",
+                    _range_cell(info.iana_range, info.os_ephemeral),
+                )
+            )
+    print_table(
+        ["transport", "local address", "service", "process", "IANA range"],
+        rows,
+        title=f"listening sockets, ports {report.low}-{report.high}",
+    )
+    if report.unix_listeners:
+        print_table(
+            ["Unix socket", "process"],
+            [(u.path, ", ".join(u.processes) or "-") for u in report.unix_listeners],
+            title="listening Unix sockets",
+        )
+    sockets = len(rows)
+    print_note(
+        f"{sockets} listening {'/'.join(transports)} socket(s) on {len(report.ports)} port(s)"
+        + (f", {len(report.unix_listeners)} Unix" if report.unix_listeners else "")
+        + f"; read from {', '.join(report.listener_tables) or 'nothing'}"
+        + ("" if os.geteuid() == 0 else "; without root, other users' processes show as -")
+    )
 
 
 def _port(args: argparse.Namespace) -> int:
@@ -434,10 +530,38 @@ def _addr(args: argparse.Namespace) -> int:
         raise UsageError(
             "give one or more addresses, e.g. socketkit addr ::ffff:127.0.0.1, or --space"
         )
-    reports = [classify_address(a) for a in args.addresses]
+    reports: list[AddressReport | NetworkReport] = [
+        classify_network(a) if "/" in a else classify_address(a) for a in args.addresses
+    ]
     if args.json:
         print_json(reports)
         return 0
     for report in reports:
-        print_table(["field", "value"], _address_rows(report), title=report.input)
+        rows = _network_rows(report) if isinstance(report, NetworkReport) else _address_rows(report)
+        print_table(["field", "value"], rows, title=report.input)
     return 0
+
+
+def _network_rows(r: NetworkReport) -> list[tuple[str, str]]:
+    rows = [
+        ("network", f"{r.network} (IPv{r.version})"),
+        ("class", r.category),
+        ("registry", r.description),
+        ("network address", r.network_address),
+        ("broadcast", r.broadcast or "none: IPv6 has no broadcast (multicast instead)"),
+        ("first host", r.first_host),
+        ("last host", r.last_host),
+        ("hosts", f"{r.hosts:,} usable of {r.addresses:,} addresses (2^{r.host_bits})"),
+        ("prefix", f"/{r.prefix_length}: {r.prefix_length} network bits, {r.host_bits} host bits"),
+        ("netmask", r.netmask),
+        ("host mask", r.hostmask),
+        ("network, binary", r.binary_network),
+        ("mask, binary", r.binary_mask),
+    ]
+    if r.host_bits_set:
+        rows.insert(1, ("given", f"{r.host_bits_set}: host bits set; its network is {r.network}"))
+    rows += [("also in", f"{m.block} {m.name}") for m in r.matches[1:]]
+    rows += [("contains", f"{m.block} {m.name}") for m in r.overlaps[:8]]
+    if len(r.overlaps) > 8:
+        rows.append(("contains", f"... and {len(r.overlaps) - 8} more (see --json)"))
+    return rows

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from socketkit.layers.decode import DecodedPacket
     from socketkit.layers.exchange import AppCall
     from socketkit.layers.live import LayersReport
+    from socketkit.layers.pictures import Glyphs
     from socketkit.layers.rootless import SocketView
     from socketkit.layers.timeline import TimelineEntry
 
@@ -45,9 +46,13 @@ examples:
   socketkit layers --pcap echo.pcap      also write a pcap (Wireshark, tcpdump -r echo.pcap)
   socketkit layers --read echo.pcap      show any pcap or pcapng file the same way
   socketkit layers --json | jq '.packets[].transport.flags'
+  socketkit layers --compare             TCP and UDP side by side: 10 packets against 2
+  socketkit layers --html echo.html      the same as a page: ladder, layers, hex, calls
 
-Capture needs root or CAP_NET_RAW: run with sudo, or grant it to this Python
-once with `sudo setcap cap_net_raw+eip $(readlink -f $(which python3))`.
+Capture needs root or CAP_NET_RAW. Without it, socketkit prints the exact commands
+for this installation: `sudo /full/path/python -m socketkit layers` (sudo's PATH
+skips virtual environments), or `sudo setcap cap_net_raw+eip /real/python3.X` on
+the real interpreter file (a venv's python is a symlink, which setcap refuses).
 """
 
 
@@ -84,6 +89,17 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--json", action="store_true", help="print the decoded packets as JSON")
     p.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write one self-contained HTML page (ladder as SVG, layers, hex by layer, "
+        "calls); opens offline in any browser",
+    )
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="run the exchange over TCP and over UDP and show them side by side",
+    )
+    p.add_argument(
         "--timeout",
         type=positive_float,
         default=5.0,
@@ -99,12 +115,21 @@ def _run(args: argparse.Namespace) -> int:
     from socketkit.layers.live import read_capture_file
 
     if args.read:
-        if args.address or args.udp or args.ipv6 or args.message is not None or args.chunk:
+        if (
+            args.address
+            or args.udp
+            or args.ipv6
+            or args.message is not None
+            or args.chunk
+            or args.compare
+        ):
             raise UsageError(
                 "--read shows a capture file: it takes no HOST:PORT, --udp, --ipv6, "
-                "--message or --chunk"
+                "--message, --chunk or --compare"
             )
         report = read_capture_file(args.read)
+    elif args.compare:
+        return _run_compare(args)
     else:
         report = _live(args)
     if args.pcap and report.mode != "rootless":
@@ -123,6 +148,8 @@ def _run(args: argparse.Namespace) -> int:
         print_json(_as_json(report, args.pcap))
     else:
         _render(report, args)
+    if args.html:
+        _write_html(args.html, [report], args)
     sys.stdout.flush()
     if args.pcap and report.mode == "rootless":
         raise PermissionDenied(f"no pcap written to {args.pcap}: capture is not permitted")
@@ -130,29 +157,94 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _live(args: argparse.Namespace) -> LayersReport:
+    return _live_runs(args, [args.udp])[0]
+
+
+def _live_runs(args: argparse.Namespace, transports: list[bool]) -> list[LayersReport]:
+    """One observed exchange per entry of ``transports`` (True: UDP), same server."""
     from socketkit.layers.capture import open_packet_capture
     from socketkit.layers.live import observe
 
     message = (DEFAULT_MESSAGE if args.message is None else args.message).encode()
     chunk = args.chunk or DEFAULT_CHUNK
     opener = OPEN_CAPTURE or open_packet_capture
-    kwargs: dict[str, Any] = {
-        "udp": args.udp,
-        "ipv6": args.ipv6,
-        "chunk": chunk,
-        "timeout": args.timeout,
-        "opener": opener,
-    }
+
+    def kwargs(udp: bool) -> dict[str, Any]:
+        return {
+            "udp": udp,
+            "ipv6": args.ipv6,
+            "chunk": chunk,
+            "timeout": args.timeout,
+            "opener": opener,
+        }
+
     if args.address:
-        return observe(parse_endpoint(args.address), message, **kwargs)
+        target = parse_endpoint(args.address)
+        return [observe(target, message, **kwargs(udp)) for udp in transports]
     host = "::1" if args.ipv6 else "127.0.0.1"
-    transport: Transport = "udp" if args.udp else "tcp"
     limits = Limits(read_chunk=chunk)
+    reports = []
     with serve_in_thread(
-        "echo", host=host, tcp=not args.udp, udp=args.udp, limits=limits, loop=args.loop
+        "echo",
+        host=host,
+        tcp=not all(transports),
+        udp=any(transports),
+        limits=limits,
+        loop=args.loop,
     ) as server:
-        bound = server.address("echo", transport)
-        return observe(Endpoint(host=bound.host, port=bound.port), message, **kwargs)
+        for udp in transports:
+            transport: Transport = "udp" if udp else "tcp"
+            bound = server.address("echo", transport)
+            target = Endpoint(host=bound.host, port=bound.port)
+            reports.append(observe(target, message, **kwargs(udp)))
+    return reports
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    """``--compare``: the same message over TCP and over UDP, side by side."""
+    if args.udp:
+        raise UsageError("--compare runs both TCP and UDP: leave out --udp")
+    if args.pcap:
+        raise UsageError("--compare makes two captures: use --pcap without --compare")
+    tcp, udp = _live_runs(args, [False, True])
+    for report in (tcp, udp):
+        if report.capture_problem:
+            print(f"socketkit: {report.capture_problem}", file=sys.stderr)
+            break
+    if args.json:
+        print_json({"tcp": _as_json(tcp, None), "udp": _as_json(udp, None)})
+    else:
+        _render_compare(tcp, udp)
+    if args.html:
+        _write_html(args.html, [tcp, udp], args)
+    sys.stdout.flush()
+    return 0
+
+
+def _write_html(path: str, reports: list[LayersReport], args: argparse.Namespace) -> None:
+    from socketkit.layers.page import render_page
+
+    title = "socketkit layers: " + (
+        args.read if args.read else " vs ".join(_title(r) for r in reports)
+    )
+    page = render_page(reports, title=title)
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(page)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write {path}: {exc.strerror} - choose another --html FILE"
+        ) from exc
+    print(
+        f"socketkit: wrote {path} ({len(page.encode())} bytes, no network needed)", file=sys.stderr
+    )
+
+
+def _title(report: LayersReport) -> str:
+    ex = report.exchange
+    if ex is None:
+        return "capture"
+    return f"{ex.transport.upper()} over {ex.family}"
 
 
 # --- people -----------------------------------------------------------------
@@ -192,9 +284,14 @@ def _render(report: LayersReport, args: argparse.Namespace) -> None:
         )
     entries = {e.packet: e for e in report.timeline.entries}
     calls = {c.index: c for c in ex.calls} if ex else {}
+    g = _glyphs()
+    if report.packets:
+        print(file=out)
+        for line in _ladder_lines(report, g):
+            print(line, file=out)
     for p in report.packets:
         print(file=out)
-        _render_packet(p, entries.get(p.index), calls, zero)
+        _render_packet(p, entries.get(p.index), calls, zero, g)
     if report.timeline.phases:
         print(file=out)
         rows = []
@@ -215,6 +312,88 @@ def _render(report: LayersReport, args: argparse.Namespace) -> None:
     if ex is not None and ex.view is not None:
         print(file=out)
         _render_view(ex.view, len(ex.sent))
+
+
+def _glyphs() -> Glyphs:
+    from socketkit.layers.pictures import glyphs_for
+
+    return glyphs_for(getattr(sys.stdout, "encoding", None))
+
+
+def _ladder_lines(
+    report: LayersReport, g: Glyphs, width: int = 44, *, with_calls: bool = True
+) -> list[str]:
+    """The ladder diagram with each packet's time and the calls it is tied to."""
+    from socketkit.layers.live import clock_zero
+    from socketkit.layers.pictures import ladder
+
+    ex = report.exchange
+    zero = clock_zero(report.packets, ex)
+    entries = {e.packet: e for e in report.timeline.entries}
+    calls = {c.index: c for c in ex.calls} if ex else {}
+    conv = report.timeline.conversation
+    client = join_host_port(*conv.client) if conv else "client"
+    server = join_host_port(*conv.server) if conv else "server"
+    notes = {}
+    for p in report.packets:
+        entry = entries.get(p.index)
+        tied = ", ".join(calls[i].label for i in entry.calls if i in calls) if entry else ""
+        notes[p.index] = f"{_ms(p.timestamp, zero)}" + (f"  {tied}" if tied and with_calls else "")
+    return ladder(
+        report.packets,
+        entries,
+        f"client {client}",
+        f"server {server}",
+        g,
+        width=width,
+        notes=notes,
+    )
+
+
+def _render_compare(tcp: LayersReport, udp: LayersReport) -> None:
+    from socketkit.layers.live import clock_zero
+    from socketkit.layers.pictures import side_by_side
+
+    g = _glyphs()
+    ex = tcp.exchange
+    if ex is not None:
+        print(f"the same {len(ex.sent)}-byte message over TCP and over UDP, {ex.family}")
+    if tcp.mode != "capture" or udp.mode != "capture":
+        print("(no capture rights: the packet pictures need them; the calls are below)")
+    # times only on the left, so the two ladders sit close; the calls are listed below
+    left = ["TCP", *_ladder_lines(tcp, g, 36, with_calls=False)] if tcp.packets else ["TCP"]
+    right = ["UDP", *_ladder_lines(udp, g, 36, with_calls=False)] if udp.packets else ["UDP"]
+    print()
+    for line in side_by_side(left, right):
+        print(line)
+    rows = []
+    for name, report in (("TCP", tcp), ("UDP", udp)):
+        wire = sum(p.link.frame_length for p in report.packets)
+        data = sum(len(p.application.payload) for p in report.packets)
+        calls = len(report.exchange.calls) if report.exchange else 0
+        rows.append(
+            (
+                name,
+                str(len(report.packets)),
+                str(wire),
+                str(data),
+                str(wire - data),
+                str(calls),
+            )
+        )
+    print()
+    print_table(
+        ["transport", "packets", "bytes on the wire", "application bytes", "headers", "calls"],
+        rows,
+        title="TCP vs UDP for one echo",
+    )
+    for name, report in (("TCP", tcp), ("UDP", udp)):
+        if report.exchange is not None:
+            print()
+            print(f"{name} application calls:")
+            zero = clock_zero(report.packets, report.exchange)
+            for c in report.exchange.calls:
+                print(f"  {_ms(c.started, zero)}  {c.label}")
 
 
 def _render_calls(report: LayersReport, zero: float | None) -> None:
@@ -242,24 +421,40 @@ def _render_calls(report: LayersReport, zero: float | None) -> None:
 
 
 def _render_packet(
-    p: DecodedPacket, entry: TimelineEntry | None, calls: dict[int, AppCall], zero: float | None
+    p: DecodedPacket,
+    entry: TimelineEntry | None,
+    calls: dict[int, AppCall],
+    zero: float | None,
+    g: Glyphs,
 ) -> None:
+    from socketkit.layers.pictures import encapsulation_bar, options_text, window_text
+
     phase = f"  {entry.phase}" if entry else ""
     direction = f"  {entry.direction}" if entry and entry.direction != "-" else ""
     print(f"#{p.index}  {_ms(p.timestamp, zero)}{direction}{phase}")
+    print(f"  {encapsulation_bar(p, g)}")
     link = p.link
     where = f"{link.interface}: " if link.interface else ""
     macs = f" ({link.source} -> {link.destination})" if link.source else ""
-    print(f"  link         {where}{link.kind} frame, {link.frame_length} bytes{macs}")
+    header = f", header {link.header_length} B" if link.header_length else ""
+    print(f"  link         {where}{link.kind} frame, {link.frame_length} bytes{header}{macs}")
     ip = p.internet
     if ip is None:
         print(f"  internet     (not IP: {p.summary})")
         return
-    hop = "TTL" if ip.version == 4 else "hop limit"
-    print(
-        f"  internet     IPv{ip.version} {ip.source} -> {ip.destination}, "
-        f"{hop} {ip.ttl}, total length {ip.total_length}, carries {ip.protocol}"
-    )
+    if ip.version == 4:
+        df = ", DF (don't fragment)" if ip.dont_fragment else ""
+        print(
+            f"  internet     IPv4 {ip.source} -> {ip.destination}, header {ip.header_length} B, "
+            f"total length {ip.total_length} ({ip.header_length} + {ip.payload_length}), "
+            f"TTL {ip.ttl}, ID {ip.identification}{df}, carries {ip.protocol}"
+        )
+    else:
+        print(
+            f"  internet     IPv6 {ip.source} -> {ip.destination}, header 40 B (fixed), "
+            f"payload length {ip.payload_length} (the packet is 40 + {ip.payload_length} = "
+            f"{ip.total_length} B), hop limit {ip.ttl}, next header {ip.protocol}"
+        )
     t = p.transport
     if t is None:
         print("  transport    (neither TCP nor UDP)")
@@ -270,9 +465,13 @@ def _render_packet(
         )
         ack_text = f", ack {ack}" if ack is not None else ""
         print(
-            f"  transport    TCP {t.source_port} -> {t.destination_port}, flags {t.flag_text}, "
-            f"seq {seq}{ack_text}, window {t.window}, {t.payload_length} bytes of data"
+            f"  transport    TCP {t.source_port} -> {t.destination_port}, "
+            f"header {t.header_length} B (data offset {t.header_length // 4} words), "
+            f"flags {t.flag_text}, seq {seq}{ack_text}, {window_text(t)}, "
+            f"{t.payload_length} bytes of data"
         )
+        if t.options:
+            print(f"               options: {options_text(t)}")
     else:
         print(
             f"  transport    UDP {t.source_port} -> {t.destination_port}, "
@@ -329,7 +528,13 @@ def _render_view(view: SocketView, message_length: int) -> None:
         rows += [
             ("TCP state", info.state),
             ("round-trip time", f"{info.rtt_us} us (variation {info.rtt_var_us} us)"),
-            ("MSS", f"{info.snd_mss} bytes sending, {info.rcv_mss} receiving"),
+            ("MSS sending", f"{info.snd_mss} bytes (the peer's MSS option, less TCP options)"),
+            (
+                "MSS receiving",
+                f"{info.rcv_mss} bytes: the kernel's estimate of the peer's segment size, "
+                "used to pace ACKs; it starts at 536 (RFC 1122's default MSS) and grows "
+                "only when larger segments arrive",
+            ),
             ("congestion window", f"{info.snd_cwnd} segments"),
             ("retransmits", str(info.retransmits)),
         ]

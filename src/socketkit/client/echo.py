@@ -23,12 +23,35 @@ from socketkit.errors import (
     translate_os_error,
 )
 
-__all__ = ["EchoResult", "echo"]
+__all__ = ["EchoResult", "echo", "generated_message"]
 
 log = logging.getLogger("socketkit.client")
 
 MAX_UDP_PAYLOAD = 65507
 """The largest UDP payload over IPv4 (65535 - 20 IP - 8 UDP header bytes)."""
+
+
+_PATTERN = bytes(range(33, 127))
+"""The 94 printable ASCII characters, the chargen alphabet (RFC 864)."""
+
+
+def generated_message(size: int) -> bytes:
+    """``size`` printable bytes in chargen's rotating order, newline every 72.
+
+    A generated message must be readable when echoed back to a terminal and
+    show its position when something is lost or reordered, so it is the
+    RFC 864 rotation (each line starts one character later) rather than
+    random bytes.
+    """
+    if size < 0:
+        raise UsageError(f"a message size must be 0 or more bytes, not {size}")
+    lines = bytearray()
+    start = 0
+    while len(lines) < size:
+        line = (_PATTERN[start:] + _PATTERN[:start])[:72] + b"\n"
+        lines.extend(line)
+        start = (start + 1) % len(_PATTERN)
+    return bytes(lines[:size])
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,12 @@ from __future__ import annotations
 from socketkit.explore.addresses import (
     AddressReport,
     AddressSpace,
+    NetworkReport,
     Registry,
     RegistryEntry,
     address_space,
     classify_address,
+    classify_network,
 )
 from socketkit.explore.addrinfo import (
     AddrInfoEntry,
@@ -23,13 +25,14 @@ from socketkit.explore.addrinfo import (
     get_address_info,
 )
 from socketkit.explore.constants import Constant, ConstantGroup, constant_groups, get_constants
-from socketkit.explore.hosts import HostAddress, HostInfo, host_info
+from socketkit.explore.hosts import HostAddress, HostInfo, InterfaceAddress, host_info
 from socketkit.explore.ports import (
     Listener,
     PortInfo,
     PortLookup,
     PortRange,
     PortsReport,
+    UnixListener,
     ephemeral_range,
     iana_range,
     list_ports,
@@ -54,7 +57,9 @@ __all__ = [
     "ConstantGroup",
     "HostAddress",
     "HostInfo",
+    "InterfaceAddress",
     "Listener",
+    "NetworkReport",
     "PortInfo",
     "PortLookup",
     "PortRange",
@@ -69,9 +74,11 @@ __all__ = [
     "SystemResolver",
     "SystemServices",
     "TableServices",
+    "UnixListener",
     "address_info",
     "address_space",
     "classify_address",
+    "classify_network",
     "constant_groups",
     "ephemeral_range",
     "get_address_info",

@@ -23,10 +23,12 @@ __all__ = [
     "WORLD_POPULATION_SOURCE",
     "AddressReport",
     "AddressSpace",
+    "NetworkReport",
     "Registry",
     "RegistryEntry",
     "address_space",
     "classify_address",
+    "classify_network",
     "default_registry",
     "scientific",
 ]
@@ -227,6 +229,126 @@ def classify_address(text: str, *, registry: Registry | None = None) -> AddressR
         globally_reachable=reachable,
         ipv4_mapped=str(mapped) if mapped is not None else None,
         matches=tuple(matches),
+    )
+
+
+@dataclass(frozen=True)
+class NetworkReport:
+    """A network (CIDR) in every form a subnetting exercise asks for."""
+
+    input: str
+    version: int
+    network: str
+    """``192.168.1.0/24``: the network with its prefix."""
+    network_address: str
+    broadcast: str | None
+    """IPv4's all-ones address; None for IPv6, which has no broadcast (RFC 4291)."""
+    netmask: str
+    hostmask: str
+    prefix_length: int
+    """Network bits: the /N."""
+    host_bits: int
+    addresses: int
+    """Every address in the block, 2 ** host_bits."""
+    hosts: int
+    """Addresses a host may use (IPv4: less network and broadcast, except /31
+    point-to-point links, RFC 3021, and /32; IPv6: less the Subnet-Router
+    anycast address, except /127, RFC 6164, and /128)."""
+    first_host: str
+    last_host: str
+    binary_network: str
+    """The network address in binary, ``|`` where the prefix ends."""
+    binary_mask: str
+    host_bits_set: str | None
+    """The address the input gave when it had host bits set (``192.168.1.7/24``)."""
+    category: str
+    description: str
+    """The registry block that contains the whole network, for people."""
+    matches: tuple[RegistryEntry, ...]
+    """Registry blocks that contain the whole network, most specific first."""
+    overlaps: tuple[RegistryEntry, ...]
+    """Smaller special-purpose blocks inside this network (e.g. 0.0.0.0/0 holds them all)."""
+
+
+def _binary(address: IPAddress, prefix: int) -> str:
+    """Bits grouped as the address is written (8 for IPv4, 16 for IPv6), ``|`` at the prefix."""
+    width, group, sep = (32, 8, ".") if address.version == 4 else (128, 16, ":")
+    bits = format(int(address), f"0{width}b")
+    out = []
+    for i, bit in enumerate(bits):
+        if i == prefix and i:
+            out.append("|")
+        elif i and i % group == 0:
+            out.append(sep)
+        out.append(bit)
+    return "".join(out)
+
+
+def _host_range(net: Network) -> tuple[int, IPAddress, IPAddress]:
+    first_addr, last_addr = net.network_address, net.broadcast_address
+    if net.version == 4:
+        if net.prefixlen >= 31:
+            return net.num_addresses, first_addr, last_addr
+        return net.num_addresses - 2, first_addr + 1, last_addr - 1
+    if net.prefixlen >= 127:
+        return net.num_addresses, first_addr, last_addr
+    return net.num_addresses - 1, first_addr + 1, last_addr
+
+
+def classify_network(text: str, *, registry: Registry | None = None) -> NetworkReport:
+    """A CIDR network: network, broadcast, first/last host, counts, bits, registry block."""
+    reg = registry or default_registry()
+    raw = text.strip()
+    try:
+        net = ipaddress.ip_network(raw, strict=False)
+    except ValueError as exc:
+        raise UsageError(
+            f"bad network {text!r}: {exc} - write ADDRESS/PREFIX, e.g. 192.168.1.0/24 or "
+            "2001:db8::/32"
+        ) from None
+    given = ipaddress.ip_interface(raw).ip
+    count, first, last = _host_range(net)
+    within = [
+        e
+        for e in reg.matches(net.network_address)
+        if (block := ipaddress.ip_network(e.block)).version == net.version and net.subnet_of(block)  # type: ignore[arg-type]
+    ]
+    inside = [
+        e
+        for e in reg.entries
+        if (block := ipaddress.ip_network(e.block)).version == net.version
+        and block != net
+        and block.subnet_of(net)  # type: ignore[arg-type]
+    ]
+    best = within[0] if within else None
+    if best is None:
+        category = "global-unicast" if net.version == 4 else "reserved"
+    else:
+        category = best.category
+    description = _describe(best, net.network_address)
+    if inside:
+        description += f"; contains {len(inside)} special-purpose block(s)"
+    return NetworkReport(
+        input=text,
+        version=net.version,
+        network=net.with_prefixlen,
+        network_address=str(net.network_address),
+        broadcast=str(net.broadcast_address) if net.version == 4 else None,
+        netmask=str(net.netmask),
+        hostmask=str(net.hostmask),
+        prefix_length=net.prefixlen,
+        host_bits=net.max_prefixlen - net.prefixlen,
+        addresses=net.num_addresses,
+        hosts=count,
+        first_host=str(first),
+        last_host=str(last),
+        binary_network=_binary(net.network_address, net.prefixlen),
+        binary_mask=_binary(net.netmask, net.prefixlen),
+        host_bits_set=str(given) if given != net.network_address else None,
+        category=category,
+        description=description,
+        matches=tuple(within),
+        overlaps=tuple(inside),
     )
 
 

@@ -10,9 +10,10 @@ read from the kernel's socket tables (``/proc/net/tcp`` ...), never by probing.
 from __future__ import annotations
 
 import ipaddress
+import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -30,17 +31,21 @@ __all__ = [
     "PortLookup",
     "PortRange",
     "PortsReport",
+    "UnixListener",
     "ephemeral_range",
     "iana_range",
     "list_ports",
     "lookup_port",
     "parse_port_range",
     "parse_proc_net",
+    "parse_proc_unix",
     "read_listeners",
+    "socket_owners",
 ]
 
 EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 PROC_NET = Path("/proc/net")
+PROC = Path("/proc")
 DEFAULT_LOW, DEFAULT_HIGH = 0, 1023
 
 IanaRange = Literal["system", "user", "dynamic"]
@@ -122,6 +127,20 @@ class Listener:
     family: str
     address: str
     port: int
+    inode: int = 0
+    """The socket's inode: the key from /proc/net/* to the process holding it."""
+    processes: tuple[str, ...] = ()
+    """``name (pid N)`` of each process with the socket open, as ``ss -p`` shows;
+    empty when no process could be read (another user's, without root)."""
+
+
+@dataclass(frozen=True)
+class UnixListener:
+    """A listening Unix stream socket (``ss -lx``): a path, or an abstract name (``@...``)."""
+
+    path: str
+    inode: int = 0
+    processes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -129,6 +148,7 @@ class ListenerScan:
     listeners: tuple[Listener, ...]
     read: tuple[str, ...]
     missing: tuple[str, ...]
+    unix: tuple[UnixListener, ...] = ()
 
 
 def _hex_address(text: str, byteorder: Literal["little", "big"]) -> str:
@@ -156,30 +176,105 @@ def parse_proc_net(
             continue
         host_hex, port_hex = local.split(":")
         family = "AF_INET6" if len(host_hex) == 32 else "AF_INET"
+        inode = int(fields[9]) if len(fields) > 9 and fields[9].isdigit() else 0
         found.append(
-            Listener(transport, family, _hex_address(host_hex, byteorder), int(port_hex, 16))
+            Listener(
+                transport,
+                family,
+                _hex_address(host_hex, byteorder),
+                int(port_hex, 16),
+                inode,
+            )
         )
     return found
 
 
-def read_listeners(
-    transports: Sequence[str] = TRANSPORTS, *, proc_net: Path = PROC_NET
-) -> ListenerScan:
-    """Every listener in /proc/net/{tcp,tcp6,udp,udp6} (only reads; sends no packet)."""
-    listeners: list[Listener] = []
-    read, missing = [], []
-    for transport in transports:
-        for table in (transport, transport + "6"):
-            path = proc_net / table
+_SO_ACCEPTCON = 0x10000
+"""/proc/net/unix "Flags": the socket is listening (``__SO_ACCEPTCON``)."""
+
+
+def parse_proc_unix(text: str) -> list[UnixListener]:
+    """Listening Unix sockets from /proc/net/unix (stream and seqpacket, with a name)."""
+    found = []
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        flags, inode, name = int(fields[3], 16), fields[6], fields[7]
+        if flags & _SO_ACCEPTCON and inode.isdigit():
+            found.append(UnixListener(name, int(inode)))
+    return found
+
+
+def socket_owners(proc: Path = PROC) -> dict[int, tuple[str, ...]]:
+    """Socket inode -> ``name (pid N)`` of every process holding it, from /proc/*/fd.
+
+    The same walk ``ss -p`` and ``lsof`` do: each fd that links to
+    ``socket:[INODE]``. Processes that vanish or belong to another user
+    (without root) are skipped, so their sockets show no process.
+    """
+    owners: dict[int, list[str]] = {}
+    try:
+        pids = [entry for entry in os.scandir(proc) if entry.name.isdigit()]
+    except OSError:
+        return {}
+    for pid in pids:
+        try:
+            fds = list(os.scandir(f"{pid.path}/fd"))
+            name = Path(pid.path, "comm").read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:
+            continue
+        label = f"{name} (pid {pid.name})"
+        for fd in fds:
             try:
-                text = path.read_text(encoding="ascii")
+                target = os.readlink(fd.path)
             except OSError:
-                missing.append(str(path))
                 continue
-            read.append(str(path))
+            if target.startswith("socket:[") and (inode := target[8:-1]).isdigit():
+                held = owners.setdefault(int(inode), [])
+                if label not in held:
+                    held.append(label)
+    return {inode: tuple(labels) for inode, labels in owners.items()}
+
+
+def read_listeners(
+    transports: Sequence[str] = TRANSPORTS,
+    *,
+    proc_net: Path = PROC_NET,
+    proc: Path = PROC,
+    unix: bool = True,
+) -> ListenerScan:
+    """Every listener in /proc/net/{tcp,tcp6,udp,udp6,unix}, with the processes
+    that hold them (from /proc/*/fd): what ``ss -ltnupx`` shows. Only reads;
+    sends no packet and probes no port."""
+    listeners: list[Listener] = []
+    unix_listeners: list[UnixListener] = []
+    read, missing = [], []
+    tables = [(t, name) for t in transports for name in (t, t + "6")]
+    if unix:
+        tables.append(("unix", "unix"))
+    for transport, table in tables:
+        path = proc_net / table
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            missing.append(str(path))
+            continue
+        read.append(str(path))
+        if transport == "unix":
+            unix_listeners += parse_proc_unix(text)
+        else:
             listeners += parse_proc_net(text, transport)
+    owners = socket_owners(proc) if listeners or unix_listeners else {}
+    listeners = [replace(x, processes=owners.get(x.inode, ())) for x in listeners]
+    unix_listeners = [replace(x, processes=owners.get(x.inode, ())) for x in unix_listeners]
     unique = sorted(set(listeners), key=lambda x: (x.port, x.transport, x.family, x.address))
-    return ListenerScan(tuple(unique), tuple(read), tuple(missing))
+    return ListenerScan(
+        tuple(unique),
+        tuple(read),
+        tuple(missing),
+        tuple(sorted(set(unix_listeners), key=lambda x: (x.path, x.inode))),
+    )
 
 
 # -- the range report and the single look-up ---------------------------------------------
@@ -202,12 +297,13 @@ class PortsReport:
     high: int
     transports: tuple[str, ...]
     ports: tuple[PortInfo, ...]
-    """Ports with a service, plus (with ``listening``) ports with a listener."""
+    """Ports with a service; with ``listening``, only ports with a listener."""
     ephemeral: PortRange | None
     iana_dynamic: PortRange
     listening_checked: bool
     listener_tables: tuple[str, ...]
     notes: tuple[str, ...]
+    unix_listeners: tuple[UnixListener, ...] = ()
 
 
 def list_ports(
@@ -220,7 +316,8 @@ def list_ports(
     ephemeral: PortRange | None = None,
     listeners: ListenerScan | None = None,
 ) -> PortsReport:
-    """Every port in LOW..HIGH that has a service (or, with ``listening``, a listener).
+    """Every port in LOW..HIGH that has a service; with ``listening``, only the
+    ports with a listener (and the service names they have), as ``ss -ltnup``.
 
     ``ephemeral`` and ``listeners`` are read from this machine when not given,
     so tests can hand in their own.
@@ -244,7 +341,8 @@ def list_ports(
                 by_port.setdefault(item.port, []).append(item)
 
     rows = []
-    for port in range(low, high + 1):
+    wanted = sorted(by_port) if scan is not None else _ports_to_ask(cat, transports, low, high)
+    for port in wanted:
         services = tuple(entry for t in transports if (entry := cat.by_port(port, t)) is not None)
         here = tuple(by_port.get(port, ()))
         if services or here:
@@ -273,7 +371,22 @@ def list_ports(
         listening_checked=scan is not None and bool(scan.read),
         listener_tables=scan.read if scan is not None else (),
         notes=tuple(notes),
+        unix_listeners=scan.unix if scan is not None else (),
     )
+
+
+def _ports_to_ask(
+    cat: ServiceCatalog, transports: Sequence[str], low: int, high: int
+) -> Sequence[int]:
+    """The ports worth asking the catalog about, in order: all of LOW..HIGH,
+    or (when every database can say which ports it knows) only those."""
+    known: set[int] = set()
+    for transport in transports:
+        ports = cat.candidate_ports(transport)
+        if ports is None:
+            return range(low, high + 1)
+        known |= ports
+    return sorted(p for p in known if low <= p <= high)
 
 
 @dataclass(frozen=True)

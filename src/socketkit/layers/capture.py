@@ -18,6 +18,7 @@ import ctypes
 import logging
 import os
 import select
+import shlex
 import socket
 import struct
 import sys
@@ -94,9 +95,22 @@ CaptureOpener = Callable[[str | None, int | None], Capture]
 
 
 def grant_hint() -> str:
-    """How to get capture rights, for the one line shown when we have none."""
-    python = os.path.realpath(sys.executable)
-    return f"run it with sudo, or grant this Python once: sudo setcap cap_net_raw+eip {python}"
+    """How to get capture rights, for the one line shown when we have none.
+
+    Both halves must work from a virtual environment: sudo resets PATH, so a
+    bare ``sudo socketkit`` misses the venv and the command is given with the
+    interpreter's full path; a venv's ``bin/python3`` is a symlink, and
+    setcap refuses symlinks, so the grant names the real file (which every
+    program run by that interpreter then shares: the line says so).
+    """
+    python = sys.executable
+    real = os.path.realpath(python)
+    shared = " (the interpreter behind this venv; every script it runs gets the right)"
+    return (
+        f"run it as root: sudo {shlex.quote(python)} -m socketkit layers, or grant the "
+        f"real interpreter file once: sudo setcap cap_net_raw+eip {shlex.quote(real)}"
+        + (shared if real != os.path.abspath(python) else "")
+    )
 
 
 def port_filter(port: int) -> list[tuple[int, int, int, int]]:

@@ -35,6 +35,7 @@ __all__ = [
     "Frame",
     "InternetLayer",
     "LinkLayer",
+    "TcpOption",
     "TransportLayer",
     "decode_frame",
     "decode_frames",
@@ -60,6 +61,17 @@ _LINK_KINDS = {
     228: "raw IPv4",
     229: "raw IPv6",
     276: "Linux cooked v2",
+}
+
+_LINK_HEADER_BYTES = {
+    LINKTYPE_NULL: 4,
+    LINKTYPE_ETHERNET: 14,
+    LINKTYPE_RAW: 0,
+    12: 0,
+    LINKTYPE_LINUX_SLL: 16,
+    228: 0,
+    229: 0,
+    276: 20,
 }
 
 _FLAG_ORDER = (
@@ -102,6 +114,9 @@ class LinkLayer:
     frame_length: int
     source: str | None = None
     destination: str | None = None
+    header_length: int = 0
+    """The link header's bytes before the IP header (Ethernet 14, Linux cooked 16,
+    BSD loopback 4, raw IP 0)."""
 
 
 @dataclass(frozen=True)
@@ -114,8 +129,42 @@ class InternetLayer:
     ttl: int
     """TTL for IPv4, hop limit for IPv6: routers decrement it, 0 drops the packet."""
     total_length: int
-    """The whole IP packet in bytes (IPv6: 40-byte header + payload length)."""
+    """The whole IP packet in bytes. IPv4 has this field; IPv6 has none (it is the
+    40-byte fixed header + ``payload_length``, computed here)."""
     protocol: str
+    header_length: int = 20
+    """IPv4: IHL x 4 (20 without options); IPv6: the fixed 40-byte header."""
+    payload_length: int = 0
+    """What follows the IP header. IPv6's field is exactly this ("payload length");
+    for IPv4 it is total length - header length."""
+    identification: int | None = None
+    """IPv4's fragment identification; IPv6 has none in its fixed header."""
+    dont_fragment: bool | None = None
+    """IPv4's DF bit: routers must drop, not fragment (path MTU discovery)."""
+
+    @property
+    def length_field(self) -> tuple[str, int]:
+        """The header's own length field as (name, value), as tcpdump -v names it."""
+        if self.version == 6:
+            return ("payload length", self.payload_length)
+        return ("total length", self.total_length)
+
+
+@dataclass(frozen=True)
+class TcpOption:
+    """One TCP option as it sits in the header: its kind number, name and value."""
+
+    kind: int
+    name: str
+    """MSS, WScale, SAckOK, SAck, Timestamp, NOP, EOL, or ``option N``."""
+    value: str
+    """The value in words: ``65495`` (MSS), ``7`` (shift), ``1-6`` (SACK block)..."""
+    length: int
+    """Bytes this option takes in the header (NOP and EOL: 1)."""
+
+    @property
+    def text(self) -> str:
+        return f"{self.name} {self.value}" if self.value else self.name
 
 
 @dataclass(frozen=True)
@@ -132,12 +181,26 @@ class TransportLayer:
     seq: int | None = None
     ack: int | None = None
     window: int | None = None
+    """The 16-bit window field exactly as sent (tcpdump's ``win``)."""
     relative_seq: int | None = None
     relative_ack: int | None = None
+    header_length: int = 8
+    """TCP: data offset x 4 (20 + options); UDP: always 8."""
+    options: tuple[TcpOption, ...] = ()
+    window_scale: int | None = None
+    """The shift the sender announced in its SYN (RFC 7323) and that applies to
+    this segment; 0 on SYNs (never scaled); None when the SYN was not seen."""
+    scaled_window: int | None = None
+    """The receive window in bytes: ``window << window_scale``; None when unknown."""
+    checksum: int | None = None
+    urgent_pointer: int | None = None
 
     @property
     def flag_text(self) -> str:
         return ",".join(self.flags) if self.flags else "-"
+
+    def option(self, name: str) -> TcpOption | None:
+        return next((o for o in self.options if o.name == name), None)
 
 
 @dataclass(frozen=True)
@@ -237,12 +300,16 @@ def decode_frames(frames: Sequence[Frame]) -> list[DecodedPacket]:
     """
     packets = [decode_frame(f, i) for i, f in enumerate(deduplicate(frames), start=1)]
     base: dict[tuple[str, int, str, int], int] = {}
+    shift: dict[tuple[str, int, str, int], int | None] = {}
     for p in packets:
         t = p.transport
         if p.internet is None or t is None or t.protocol != "TCP" or t.seq is None:
             continue
         key = (p.internet.source, t.source_port, p.internet.destination, t.destination_port)
         base.setdefault(key, t.seq)
+        if "SYN" in t.flags and key not in shift:
+            wscale = t.option("WScale")
+            shift[key] = min(int(wscale.value), 14) if wscale is not None else None
     out = []
     for p in packets:
         t = p.transport
@@ -255,8 +322,38 @@ def decode_frames(frames: Sequence[Frame]) -> list[DecodedPacket]:
         rel_ack = None
         if "ACK" in t.flags and t.ack is not None and back in base:
             rel_ack = (t.ack - base[back]) % _SEQ_MOD
-        out.append(replace(p, transport=replace(t, relative_seq=rel_seq, relative_ack=rel_ack)))
+        scale = _window_scale(t, shift.get(key, -1), shift.get(back, -1))
+        scaled = None if scale is None or t.window is None else t.window << scale
+        out.append(
+            replace(
+                p,
+                transport=replace(
+                    t,
+                    relative_seq=rel_seq,
+                    relative_ack=rel_ack,
+                    window_scale=scale,
+                    scaled_window=scaled,
+                ),
+            )
+        )
     return out
+
+
+def _window_scale(t: TransportLayer, mine: int | None, theirs: int | None) -> int | None:
+    """The shift that applies to this segment's window field (RFC 7323 section 2.2).
+
+    A SYN's window is never scaled. Otherwise the sender's own SYN announced
+    the shift, and scaling is on only if both SYNs carried the option (either
+    side without it means 0 both ways). -1 stands for "that SYN was not seen":
+    then the shift cannot be known and None is returned.
+    """
+    if "SYN" in t.flags:
+        return 0
+    if mine == -1 or theirs == -1:
+        return None
+    if mine is None or theirs is None:
+        return 0
+    return mine
 
 
 def _dissect(frame: Frame) -> Packet:
@@ -288,6 +385,7 @@ def _link(frame: Frame, packet: Packet) -> LinkLayer:
         frame_length=frame.wire_length if frame.wire_length is not None else len(frame.data),
         source=source,
         destination=destination,
+        header_length=_LINK_HEADER_BYTES.get(frame.linktype, 0),
     )
 
 
@@ -298,21 +396,30 @@ def _num(value: Any) -> int:
 
 def _internet(ip_layer: Packet) -> InternetLayer:
     if isinstance(ip_layer, IP):
+        header = _num(ip_layer.ihl) * 4
+        total = _num(ip_layer.len)
         return InternetLayer(
             version=4,
             source=str(ip_layer.src),
             destination=str(ip_layer.dst),
             ttl=_num(ip_layer.ttl),
-            total_length=_num(ip_layer.len),
+            total_length=total,
             protocol=_protocol_name(_num(ip_layer.proto)),
+            header_length=header,
+            payload_length=max(total - header, 0),
+            identification=_num(ip_layer.id),
+            dont_fragment="DF" in str(ip_layer.flags),
         )
+    plen = _num(ip_layer.plen)
     return InternetLayer(
         version=6,
         source=str(ip_layer.src),
         destination=str(ip_layer.dst),
         ttl=_num(ip_layer.hlim),
-        total_length=40 + _num(ip_layer.plen),
+        total_length=40 + plen,
         protocol=_protocol_name(_num(ip_layer.nh)),
+        header_length=40,
+        payload_length=plen,
     )
 
 
@@ -345,6 +452,10 @@ def _transport(ip_layer: Packet) -> tuple[TransportLayer | None, bytes]:
                 seq=_num(tcp.seq),
                 ack=_num(tcp.ack),
                 window=_num(tcp.window),
+                header_length=_num(tcp.dataofs) * 4,
+                options=tcp_options(tcp.options),
+                checksum=_num(tcp.chksum),
+                urgent_pointer=_num(tcp.urgptr),
             ),
             payload,
         )
@@ -360,7 +471,41 @@ def _transport(ip_layer: Packet) -> tuple[TransportLayer | None, bytes]:
                 destination_port=_num(udp.dport),
                 payload_length=len(payload),
                 length=length,
+                header_length=8,
+                checksum=_num(udp.chksum),
             ),
             payload,
         )
     return None, b""
+
+
+_OPTION_KINDS = {"EOL": 0, "NOP": 1, "MSS": 2, "WScale": 3, "SAckOK": 4, "SAck": 5, "Timestamp": 8}
+_OPTION_SIZES = {"EOL": 1, "NOP": 1, "MSS": 4, "WScale": 3, "SAckOK": 2, "Timestamp": 10}
+
+
+def tcp_options(options: Any) -> tuple[TcpOption, ...]:
+    """scapy's option list (``[("MSS", 65495), ("NOP", None), ...]``) as TcpOptions."""
+    out = []
+    for item in options or ():
+        name, value = item
+        if isinstance(name, int):  # an option scapy does not know: (kind, raw bytes)
+            raw = bytes(value or b"")
+            out.append(TcpOption(name, f"option {name}", raw.hex(), 2 + len(raw)))
+            continue
+        name = str(name)
+        kind = _OPTION_KINDS.get(name, -1)
+        if name == "SAck":
+            edges = [int(v) for v in (value or ())]
+            blocks = " ".join(f"{a}-{b}" for a, b in zip(edges[::2], edges[1::2], strict=False))
+            out.append(TcpOption(kind, name, blocks, 2 + 4 * len(edges)))
+        elif name == "Timestamp":
+            tsval, tsecr = value
+            out.append(TcpOption(kind, name, f"val {tsval} ecr {tsecr}", 10))
+        elif name in ("NOP", "EOL", "SAckOK"):
+            out.append(TcpOption(kind, name, "", _OPTION_SIZES[name]))
+        elif name in ("MSS", "WScale"):
+            out.append(TcpOption(kind, name, str(int(value)), _OPTION_SIZES[name]))
+        else:
+            text = value.hex() if isinstance(value, bytes) else str(value)
+            out.append(TcpOption(kind, name, text, 0))
+    return tuple(out)

@@ -9,7 +9,8 @@ import itertools
 from collections.abc import Iterator, Sequence
 from types import SimpleNamespace
 
-from socketkit.explore.ports import Listener, ListenerScan, PortRange
+from socketkit.explore.hosts import InterfaceAddress
+from socketkit.explore.ports import Listener, ListenerScan, PortRange, UnixListener
 from socketkit.explore.resolver import StaticResolver
 from socketkit.explore.services import ServiceCatalog, ServiceEntry, TableServices
 
@@ -71,13 +72,14 @@ LINUX_EPHEMERAL = PortRange(32768, 60999, "/proc/sys/net/ipv4/ip_local_port_rang
 
 FAKE_LISTENERS = ListenerScan(
     listeners=(
-        Listener("tcp", "AF_INET", "127.0.0.1", 22),
-        Listener("tcp", "AF_INET6", "::", 22),
-        Listener("tcp", "AF_INET", "127.0.0.1", 10007),
-        Listener("udp", "AF_INET", "127.0.0.1", 10007),
+        Listener("tcp", "AF_INET", "127.0.0.1", 22, 101, ("sshd (pid 400)",)),
+        Listener("tcp", "AF_INET6", "::", 22, 102, ("sshd (pid 400)",)),
+        Listener("tcp", "AF_INET", "127.0.0.1", 10007, 103, ("socketkit (pid 1234)",)),
+        Listener("udp", "AF_INET", "127.0.0.1", 10007, 104, ("socketkit (pid 1234)",)),
     ),
-    read=("/proc/net/tcp", "/proc/net/tcp6", "/proc/net/udp", "/proc/net/udp6"),
+    read=("/proc/net/tcp", "/proc/net/tcp6", "/proc/net/udp", "/proc/net/udp6", "/proc/net/unix"),
     missing=(),
+    unix=(UnixListener("/run/socketkit/echo.sock", 105, ("socketkit (pid 1234)",)),),
 )
 
 
@@ -112,3 +114,22 @@ FAKE_SOCKET = SimpleNamespace(
 def fake_clock() -> Iterator[float]:
     """Each call 2.5 ms after the last."""
     return (n * 0.0025 for n in itertools.count())
+
+
+FAKE_HOSTS = """\
+# a lab machine's /etc/hosts
+127.0.0.1   localhost
+192.0.2.10  labhost.lab.example labhost lab
+2001:db8::10 labhost.lab.example labhost lab
+::1         localhost ip6-localhost
+"""
+FAKE_NSSWITCH = "passwd: files\nhosts:          files mdns4_minimal [NOTFOUND=return] dns\n"
+
+
+def fake_interfaces() -> tuple[InterfaceAddress, ...]:
+    return (
+        InterfaceAddress("eth0", 2, "AF_INET", "192.0.2.10", 24),
+        InterfaceAddress("eth0", 2, "AF_INET6", "2001:db8::10", 64),
+        InterfaceAddress("lo", 1, "AF_INET", "127.0.0.1", 8),
+        InterfaceAddress("lo", 1, "AF_INET6", "::1", 128),
+    )

@@ -31,7 +31,9 @@ def test_the_lecture_comprehension_loses_aliases() -> None:
 
 def test_groups_default_prefixes_and_case() -> None:
     groups = constant_groups(module=FAKE_SOCKET)
+    # SOL_ and SO_ are defaults too; a module without them just has no such group
     assert [g.prefix for g in groups] == ["AF_", "SOCK_", "IPPROTO_"]
+    assert [g.prefix for g in constant_groups()] == ["AF_", "SOCK_", "IPPROTO_", "SOL_", "SO_"]
     (lower,) = constant_groups(["sock_"], FAKE_SOCKET)
     assert lower.prefix == "SOCK_"
     assert [(c.value, c.names) for c in lower.constants] == [

@@ -111,7 +111,7 @@ def test_os_ephemeral_flag() -> None:
     assert look.ports[0].os_ephemeral is True
 
 
-def test_listening_marks_and_adds_ports() -> None:
+def test_listening_lists_only_ports_with_a_listener() -> None:
     report = list_ports(
         0,
         20000,
@@ -121,14 +121,16 @@ def test_listening_marks_and_adds_ports() -> None:
         listeners=FAKE_LISTENERS,
     )
     by_port = {p.port: p for p in report.ports}
+    assert sorted(by_port) == [22, 10007]  # http (80) has a name but nothing listens
     assert {(x.transport, x.address) for x in by_port[22].listeners} == {
         ("tcp", "127.0.0.1"),
         ("tcp", "::"),
     }
+    assert by_port[22].listeners[0].processes == ("sshd (pid 400)",)
     assert by_port[10007].services == ()  # a listener with no known service is still listed
     assert len(by_port[10007].listeners) == 2
-    assert by_port[80].listeners == ()
     assert report.listening_checked
+    assert [u.path for u in report.unix_listeners] == ["/run/socketkit/echo.sock"]
 
 
 def test_listening_without_proc_says_so() -> None:
@@ -185,8 +187,12 @@ def test_udp_bound_but_not_connected_counts_as_listening() -> None:
 def test_read_listeners_from_a_proc_directory(tmp_path: Path) -> None:
     (tmp_path / "tcp").write_text(PROC_TCP)
     (tmp_path / "udp").write_text(PROC_UDP)
-    scan = read_listeners(proc_net=tmp_path)
-    assert scan.missing == (str(tmp_path / "tcp6"), str(tmp_path / "udp6"))
+    scan = read_listeners(proc_net=tmp_path, proc=tmp_path / "no-proc")
+    assert scan.missing == (
+        str(tmp_path / "tcp6"),
+        str(tmp_path / "udp6"),
+        str(tmp_path / "unix"),
+    )
     assert [(x.transport, x.port) for x in scan.listeners] == [
         ("tcp", 22),
         ("tcp", 10007),

@@ -53,4 +53,7 @@ def test_json_of_dataclasses_and_tuples() -> None:
 
     out = io.StringIO()
     print_json([HostAddress("AF_INET", "127.0.0.1"), (1, 2)], stream=out)
-    assert json.loads(out.getvalue()) == [{"family": "AF_INET", "address": "127.0.0.1"}, [1, 2]]
+    assert json.loads(out.getvalue()) == [
+        {"family": "AF_INET", "address": "127.0.0.1", "source": ""},
+        [1, 2],
+    ]

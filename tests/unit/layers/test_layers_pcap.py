@@ -130,3 +130,24 @@ def test_no_packet_sockets_on_this_system_is_a_usage_error(monkeypatch: pytest.M
     monkeypatch.delattr(capture.socket, "AF_PACKET", raising=False)
     with pytest.raises(UsageError, match="Linux only"):
         open_packet_capture("lo")
+
+
+def test_grant_hint_names_the_real_interpreter_not_a_venv_symlink(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """setcap refuses a symlink (a venv's bin/python3): the hint must name the real file."""
+    real = tmp_path / "real" / "python3.11"
+    real.parent.mkdir()
+    real.write_bytes(b"")
+    venv_bin = tmp_path / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    link = venv_bin / "python3"
+    link.symlink_to(real)
+    monkeypatch.setattr(capture.sys, "executable", str(link))
+    hint = grant_hint()
+    assert f"sudo setcap cap_net_raw+eip {real}" in hint
+    assert f"setcap cap_net_raw+eip {link}" not in hint
+    # sudo resets PATH: the command to run as root is the venv's interpreter by full path
+    assert f"sudo {link} -m socketkit layers" in hint
+    assert "every script it runs" in hint
+    assert "\n" not in hint
