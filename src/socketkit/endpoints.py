@@ -8,12 +8,20 @@ code never splits strings on ``:`` itself.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from socketkit.errors import UsageError
 
-__all__ = ["Endpoint", "format_sockaddr", "parse_endpoint", "parse_port"]
+__all__ = [
+    "Endpoint",
+    "format_sockaddr",
+    "is_numeric_host",
+    "numeric_sockaddrs",
+    "parse_endpoint",
+    "parse_port",
+]
 
 Transport = Literal["tcp", "udp", "unix"]
 
@@ -76,6 +84,51 @@ def parse_endpoint(text: str, *, default_host: str = "127.0.0.1") -> Endpoint:
     return Endpoint(host=host or default_host, port=parse_port(port_text))
 
 
+def is_numeric_host(host: str) -> bool:
+    """True for an IPv4 or IPv6 literal (an IPv6 zone ``%eth0`` or ``%2`` allowed)."""
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0] if ":" in host else host)
+    except ValueError:
+        return False
+    return True
+
+
+def numeric_sockaddrs(
+    host: str, port: int, socktype: int, family: int = socket.AF_UNSPEC
+) -> list[tuple[int, int, int, str, Any]] | None:
+    """Resolve a numeric address without any resolver, keeping an IPv6 zone's scope id.
+
+    Why: uvloop's ``loop.getaddrinfo`` drops the scope id, so
+    ``[fe80::1%eth0]:7`` becomes ``('fe80::1', 7, 0, 0)`` and connect/bind
+    fail with EINVAL, while ``socket.getaddrinfo`` with ``AI_NUMERICHOST``
+    returns ``('fe80::1', 7, 0, <ifindex>)`` and never touches DNS.
+
+    Contract:
+    - ``host`` is an IPv4 or IPv6 literal, an IPv6 one optionally with a
+      ``%zone`` (interface name or number); ``port`` is 0-65535; ``socktype``
+      is ``SOCK_STREAM`` or ``SOCK_DGRAM``; ``family`` filters as in
+      getaddrinfo (``AF_UNSPEC``: any).
+    - Returns ``None`` when ``host`` is not a literal (a name): the caller
+      resolves it as it likes (the loop's resolver, or an error under ``-n``).
+    - Returns getaddrinfo-shaped tuples ``(family, type, proto, '', sockaddr)``,
+      usable for ``socket()``/``connect()``/``bind()`` as they are; an empty
+      list when the literal's family is not ``family`` (``-4`` with ``::1``).
+    - Raises ``socket.gaierror`` for a literal the system rejects (an unknown
+      zone such as ``fe80::1%nosuch``): translate it at the I/O edge.
+    - Blocking-free: ``AI_NUMERICHOST`` never sends a query, so it is safe to
+      call on the event loop.
+    """
+    if not is_numeric_host(host):
+        return None
+    literal_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if family not in (socket.AF_UNSPEC, literal_family):
+        return []
+    infos = socket.getaddrinfo(
+        host, port, family, socktype, 0, socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
+    )
+    return [(f, t, p, c, a) for f, t, p, c, a in infos]
+
+
 def join_host_port(host: str, port: int) -> str:
     """``[v6]:port`` for IPv6 literals, ``host:port`` for the rest."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -100,5 +153,15 @@ def format_sockaddr(addr: Any) -> str:
                 mapped = None
             if mapped is not None:
                 host = str(mapped)
+        if len(addr) >= 4 and addr[3] and "%" not in host:
+            host = f"{host}%{_zone_name(int(addr[3]))}"
         return join_host_port(host, int(addr[1]))
     return str(addr)
+
+
+def _zone_name(scope_id: int) -> str:
+    """The interface name for an IPv6 scope id (the number when it has none)."""
+    try:
+        return socket.if_indextoname(scope_id)
+    except OSError:
+        return str(scope_id)

@@ -44,16 +44,70 @@ def test_json_result_has_rates_percentiles_and_zero_errors(
     assert "histogram" not in data
 
 
-def test_table_when_piped_is_one_metric_per_line(
+def test_text_has_header_human_labels_and_json_spelling(
     server: ServerThread, capsys: pytest.CaptureFixture[str]
 ) -> None:
     address = str(server.address("echo", "udp"))
-    assert main(["bench", address, "--mode", "udp", *QUICK]) == 0
-    lines = dict(line.split("\t") for line in capsys.readouterr().out.splitlines())
-    assert int(lines["requests"]) > 0
-    assert lines["mismatches"] == "0"
-    assert lines["losses"].startswith("0 ")
-    assert "latency_p99.9_us" in lines
+    assert main(["bench", address, "--mode", "udp", "--conns", "3", "--size", "100", *QUICK]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].startswith(
+        f"socketkit bench: mode udp, 3 connections x 100 B, 0.3 s, target {address} (1 worker on "
+    )
+    labelled = {line.split()[0]: line for line in lines[1:]}
+    assert set(labelled) == {"requests", "rate", "latency", "failures", "udp"}
+    assert int(labelled["requests"].split()[1].replace(",", "")) > 0
+    assert "requests/s" in labelled["rate"] and "MiB/s" in labelled["rate"]
+    assert [w for w in labelled["latency"].split() if w.startswith("p") or w == "max"] == [
+        "p50",
+        "p90",
+        "p99",
+        "p999",
+        "max",
+    ]
+    assert labelled["failures"].split(None, 1)[1] == "0 errors, 0 mismatches, 0 timeouts"
+    assert labelled["udp"].split(None, 1)[1] == "0 lost (0.00%), 0 late"
+    assert "_us" not in out and "p99.9" not in out and "MB/s" not in out
+
+
+def test_interval_reports_cover_the_run_and_add_up(
+    server: ServerThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    address = str(server.address("echo", "tcp"))
+    argv = ["bench", address, "-i", "0.2", "--duration", "0.6", "--warmup", "0.2", "--workers"]
+    assert main([*argv, "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == ["interval", "requests", "requests/s", "MiB/s"]
+    rows = [
+        line
+        for line in lines[2:]
+        if not line.startswith(("requests ", "rate", "latency", "failures"))
+    ]
+    assert len(rows) >= 3
+    assert rows[0].endswith("(warm-up)")
+    assert not rows[-1].endswith("(warm-up)")
+    for row in rows:
+        span, _, rest = row.partition(" s ")
+        start, end = (float(x) for x in span.split("-"))
+        count, per_second, mib = (float(x.replace(",", "")) for x in rest.split()[:3])
+        assert end >= start
+        if end - start >= 0.1:  # the printed times are rounded to 10 ms
+            assert per_second == pytest.approx(count / (end - start), rel=0.1)
+        assert mib == pytest.approx(per_second * 64 / 2**20, rel=0.02, abs=0.01)
+    # Two workers: the intervals come in the JSON too, with the same spelling.
+    assert main([*argv, "2", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert len(data["intervals"]) >= 3
+    assert set(data["intervals"][0]) == {
+        "start",
+        "end",
+        "requests",
+        "requests_per_second",
+        "mib_per_second",
+        "warmup",
+    }
+    measured = sum(i["requests"] for i in data["intervals"] if not i["warmup"])
+    assert measured >= data["requests"] > 0
 
 
 def test_corrupting_server_exits_1_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:

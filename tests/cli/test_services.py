@@ -111,7 +111,7 @@ def test_discard_bytes_and_stdin(
     code, out, _ = run(capsys, "discard", "--to", to(server, "discard"), "--bytes", "2000000")
     assert code == 0
     assert re.fullmatch(
-        r"sent 2000000 bytes in [\d.]+ s: [\d.]+ [kMG]?B/s \(the server read them all and closed\)\n",
+        r"sent 2000000 bytes in [\d.]+ s: [\d.]+ MiB/s \(the server read them all and closed\)\n",
         out,
     )
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"x" * 12345)))

@@ -11,14 +11,16 @@ import sys
 from typing import Any
 
 from socketkit.cli.common import add_loop_option, positive_float, positive_int
-from socketkit.cli.render import print_json, print_table
+from socketkit.cli.render import print_json
 from socketkit.endpoints import Endpoint, parse_endpoint
 from socketkit.errors import ConnectionLost, EchoMismatch, UsageError
 from socketkit.load import MODES, BenchConfig, BenchSummary, Histogram, Progress, run_bench
 from socketkit.load.config import default_workers
+from socketkit.load.intervals import Interval, IntervalMeter
+from socketkit.load.runner import loop_kind
 from socketkit.load.stats import percentile_curve
 
-__all__ = ["parse_size", "register"]
+__all__ = ["as_json", "header", "interval_line", "parse_size", "register", "summary_text"]
 
 EXAMPLES = """\
 examples:
@@ -29,7 +31,14 @@ examples:
   socketkit bench 127.0.0.1:10007 --mode udp --size 1K --timeout 0.5
   socketkit bench 127.0.0.1:10007 --rate 20000 --duration 30   open loop: fixed request rate
   socketkit bench --unix /tmp/echo.sock --requests 100000 --json
+  socketkit bench 127.0.0.1:10007 -i 1 --duration 10   a report every second, as iperf3 -i
   socketkit bench 127.0.0.1:10007 --plot latency.png   (needs: pip install 'socketkit[plot]')
+
+Output: a header line (mode, connections, size, duration, target), then the
+verified requests, requests/s, throughput in MiB/s (2**20 bytes/s of echoed
+payload, one direction; every socketkit command uses MiB/s), latency in
+microseconds as p50 p90 p99 p999 max (the same names as in --json), and the
+failures. With --json the same names appear as keys.
 
 Modes: rr sends a message on each connection and waits for all of it to come
 back before the next; stream keeps --window bytes in flight per connection;
@@ -132,6 +141,13 @@ def register(sub: Any) -> None:
         metavar="BYTES",
         help="stream mode: bytes in flight per connection (default 256K)",
     )
+    p.add_argument(
+        "-i",
+        "--interval",
+        type=positive_float,
+        metavar="SECONDS",
+        help="print requests/s and MiB/s every SECONDS while running (as iperf3 -i)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument(
         "--plot", metavar="FILE.png", help="write the latency distribution (needs matplotlib)"
@@ -174,17 +190,72 @@ def _run(args: argparse.Namespace) -> int:
     config = _config(args)
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         raise UsageError("--plot needs matplotlib: pip install 'socketkit[plot]'")
-    show_progress = not args.json and not args.no_progress and sys.stderr.isatty()
-    summary = _run_with_progress(config) if show_progress else run_bench(config)
-    if args.json:
-        print_json(_as_json(summary))
+    loop = loop_kind(config.loop)
+    if not args.json:
+        print(header(config, loop), flush=True)
+    meter = IntervalMeter(args.interval, config.size, config.warmup) if args.interval else None
+    if meter is not None:
+        summary = _run_with_intervals(config, meter, show=not args.json)
+    elif not args.json and not args.no_progress and sys.stderr.isatty():
+        summary = _run_with_progress(config)
     else:
-        _print_summary(summary)
+        summary = run_bench(config)
+    if args.json:
+        print_json(as_json(summary, meter.intervals if meter else None))
+    else:
+        print(summary_text(summary))
     if args.plot:
         _plot(summary, args.plot)
         if not args.json:
             print(f"latency distribution written to {args.plot}", file=sys.stderr)
     return _verdict(summary)
+
+
+def header(config: BenchConfig, loop: str) -> str:
+    """What is measured, before anything is: mode, connections, size, duration, target."""
+    length = (
+        f"{config.duration:g} s" if config.duration is not None else f"{config.requests} requests"
+    )
+    warmup = f" after {config.warmup:g} s warm-up" if config.warmup else ""
+    workers = config.effective_workers
+    pace = f"open loop at {config.rate:,.0f} requests/s" if config.rate else "closed loop"
+    extra = f", window {config.window} B" if config.mode == "stream" else ""
+    extra += f", loss timeout {config.timeout:g} s" if config.mode == "udp" else ""
+    return (
+        f"socketkit bench: mode {config.mode}, {config.connections} connections x "
+        f"{config.size} B, {length}{warmup}, target {config.target} "
+        f"({workers} worker{'s' if workers != 1 else ''} on {loop}, {pace}{extra})"
+    )
+
+
+_INTERVAL_HEAD = f"{'interval':>15}  {'requests':>10}  {'requests/s':>11}  {'MiB/s':>9}"
+
+
+def interval_line(i: Interval) -> str:
+    span = f"{i.start:6.2f}-{i.end:6.2f} s"
+    note = "  (warm-up)" if i.warmup else ""
+    return (
+        f"{span:>15}  {i.requests:>10,}  {i.requests_per_second:>11,.0f}  "
+        f"{i.mib_per_second:>9.2f}{note}"
+    )
+
+
+def _run_with_intervals(config: BenchConfig, meter: IntervalMeter, *, show: bool) -> BenchSummary:
+    if show:
+        print(_INTERVAL_HEAD, flush=True)
+    last = [0.0, 0]
+
+    def update(p: Progress) -> None:
+        last[:] = [p.elapsed, p.answered]
+        closed = meter.sample(p.elapsed, p.answered)
+        if closed is not None and show:
+            print(interval_line(closed), flush=True)
+
+    summary = run_bench(config, on_progress=update, progress_every=meter.every / 10)
+    closed = meter.finish(float(last[0]), int(last[1]))
+    if closed is not None and show:
+        print(interval_line(closed), flush=True)
+    return summary
 
 
 def _verdict(summary: BenchSummary) -> int:
@@ -240,40 +311,39 @@ def _run_with_progress(config: BenchConfig) -> BenchSummary:
         return run_bench(config, on_progress=update)
 
 
-def _as_json(summary: BenchSummary) -> dict[str, Any]:
+def as_json(summary: BenchSummary, intervals: list[Interval] | None = None) -> dict[str, Any]:
+    """The summary's fields under the same names the text uses (``p999`` in both)."""
     data = {
         f.name: getattr(summary, f.name)
         for f in dataclasses.fields(summary)
         if f.name != "histogram"
     }
+    data["latency_us"] = dataclasses.asdict(summary.latency_us)
     data["ok"] = summary.ok
     data["loss_ratio"] = summary.loss_ratio
+    if intervals is not None:
+        data["intervals"] = [dataclasses.asdict(i) for i in intervals]
     return data
 
 
-def _print_summary(s: BenchSummary) -> None:
+def summary_text(s: BenchSummary) -> str:
+    """The result for people: one labelled line per kind of figure, units stated once.
+
+    Percentiles are spelled as in the JSON (``p50 p90 p99 p999 max``);
+    throughput is echoed payload in one direction, in MiB/s (2**20 bytes).
+    """
     lat = s.latency_us
-    title = (
-        f"socketkit bench {s.mode} {s.target}: {s.connections} connections x {s.size} B, "
-        f"{s.workers} worker(s) on {s.loop}, {s.seconds:.2f} s measured"
-        + (f", open loop at {s.rate:,.0f}/s" if s.rate else "")
-    )
-    rows: list[tuple[str, str]] = [
-        ("requests", f"{s.requests}"),
-        ("requests_per_second", f"{s.requests_per_second:.0f}"),
-        ("mib_per_second", f"{s.mib_per_second:.2f}"),
-        ("latency_p50_us", f"{lat.p50:.1f}"),
-        ("latency_p90_us", f"{lat.p90:.1f}"),
-        ("latency_p99_us", f"{lat.p99:.1f}"),
-        ("latency_p99.9_us", f"{lat.p999:.1f}"),
-        ("latency_max_us", f"{lat.max:.1f}"),
-        ("errors", f"{s.errors}"),
-        ("mismatches", f"{s.mismatches}"),
-        ("timeouts", f"{s.timeouts}"),
+    lines = [
+        f"requests     {s.requests:,} verified in {s.seconds:.2f} s ({s.answered:,} answered "
+        "with warm-up and drain)",
+        f"rate         {s.requests_per_second:,.0f} requests/s, {s.mib_per_second:,.2f} MiB/s",
+        f"latency µs   p50 {lat.p50:,.1f}  p90 {lat.p90:,.1f}  p99 {lat.p99:,.1f}  "
+        f"p999 {lat.p999:,.1f}  max {lat.max:,.1f}",
+        f"failures     {s.errors} errors, {s.mismatches} mismatches, {s.timeouts} timeouts",
     ]
     if s.mode == "udp":
-        rows += [("losses", f"{s.losses} ({s.loss_ratio:.2%})"), ("late", f"{s.late}")]
-    print_table(["metric", "value"], rows, title=title)
+        lines.append(f"udp          {s.losses} lost ({s.loss_ratio:.2%}), {s.late} late")
+    return "\n".join(lines)
 
 
 def _plot(summary: BenchSummary, path: str) -> None:

@@ -329,11 +329,8 @@ async def _all_at_once(data: bytes) -> AsyncIterator[bytes]:
 
 
 def _rate(bytes_per_second: float) -> str:
-    for unit in ("B/s", "kB/s", "MB/s", "GB/s"):
-        if bytes_per_second < 1000 or unit == "GB/s":
-            return f"{bytes_per_second:.1f} {unit}"
-        bytes_per_second /= 1000
-    raise AssertionError("unreachable")
+    """Throughput in MiB/s (2**20 bytes per second), the one unit every command prints."""
+    return f"{bytes_per_second / (1024 * 1024):.2f} MiB/s"
 
 
 def _run_discard(args: argparse.Namespace) -> int:

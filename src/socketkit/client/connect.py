@@ -21,7 +21,7 @@ import stat
 from collections.abc import Sequence
 from typing import Any
 
-from socketkit.endpoints import Endpoint, format_sockaddr, join_host_port
+from socketkit.endpoints import Endpoint, format_sockaddr, join_host_port, numeric_sockaddrs
 from socketkit.errors import (
     ConnectionRefused,
     SocketkitError,
@@ -32,10 +32,12 @@ from socketkit.errors import (
 
 __all__ = [
     "HAPPY_EYEBALLS_DELAY",
+    "Source",
     "connect_datagram",
     "connect_stream",
     "interleave",
     "no_udp_service",
+    "sock_connect",
 ]
 
 log = logging.getLogger("socketkit.client")
@@ -50,6 +52,10 @@ _FAMILY_NAMES: dict[int, str] = {
     socket.AF_INET6: "IPv6",
     socket.AF_UNIX: "Unix",
 }
+
+
+Source = tuple[str | None, int]
+"""A local address to bind before connecting (``-s ADDR``, ``-p PORT``): host or None, port."""
 
 
 def interleave(infos: Sequence[AddrInfo]) -> list[AddrInfo]:
@@ -78,15 +84,22 @@ async def connect_stream(
     timeout: float = 10.0,
     family: int = socket.AF_UNSPEC,
     delay: float = HAPPY_EYEBALLS_DELAY,
+    numeric_only: bool = False,
+    source: Source | None = None,
 ) -> socket.socket:
-    """A connected, non-blocking stream socket (TCP, or Unix when ``endpoint.path``)."""
+    """A connected, non-blocking stream socket (TCP, or Unix when ``endpoint.path``).
+
+    ``numeric_only`` refuses names (``-n``: no DNS); ``source`` binds the
+    local side first (``-s``/``-p``); ``family`` keeps one family (``-4``/``-6``).
+    """
     where = _where(endpoint)
     try:
         async with asyncio.timeout(timeout):
             if endpoint.path is not None:
                 return await _connect_unix(endpoint.path)
-            infos = await _resolve(endpoint, socket.SOCK_STREAM, family)
-            return await _race(interleave(infos), delay, where)
+            infos = await _resolve(endpoint, socket.SOCK_STREAM, family, numeric_only)
+            infos = _match_source(infos, source, where)
+            return await _race(interleave(infos), delay, where, source)
     except TimeoutError:
         raise TimedOut(
             f"connecting to {where} timed out after {timeout:g} s - "
@@ -95,7 +108,12 @@ async def connect_stream(
 
 
 async def connect_datagram(
-    endpoint: Endpoint, *, timeout: float = 10.0, family: int = socket.AF_UNSPEC
+    endpoint: Endpoint,
+    *,
+    timeout: float = 10.0,
+    family: int = socket.AF_UNSPEC,
+    numeric_only: bool = False,
+    source: Source | None = None,
 ) -> socket.socket:
     """A connected UDP socket: ``send``/``recv`` to one peer, and ICMP errors reach us.
 
@@ -107,13 +125,15 @@ async def connect_datagram(
         raise UsageError("UDP needs HOST:PORT, not a Unix socket path")
     try:
         async with asyncio.timeout(timeout):
-            infos = await _resolve(endpoint, socket.SOCK_DGRAM, family)
+            infos = await _resolve(endpoint, socket.SOCK_DGRAM, family, numeric_only)
     except TimeoutError:
         raise TimedOut(f"resolving {where} timed out after {timeout:g} s") from None
+    infos = _match_source(infos, source, where)
     fam, kind, proto, _canon, sockaddr = infos[0]
     sock = socket.socket(fam, kind, proto)
     try:
         sock.setblocking(False)
+        _bind_source(sock, source)
         log.info(
             "UDP socket %s: connect() to %s (no packet is sent)", _FAMILY_NAMES.get(fam), where
         )
@@ -124,14 +144,33 @@ async def connect_datagram(
     return sock
 
 
-async def _resolve(endpoint: Endpoint, kind: int, family: int) -> list[AddrInfo]:
+async def _resolve(
+    endpoint: Endpoint, kind: int, family: int, numeric_only: bool = False
+) -> list[AddrInfo]:
+    """Addresses for ``endpoint``: literals without any resolver (zones kept), names by DNS."""
     loop = asyncio.get_running_loop()
     host = endpoint.host or "127.0.0.1"
-    log.info("getaddrinfo(%r, %s): resolving", host, endpoint.port)
+    port = endpoint.port or 0
     try:
-        infos = await loop.getaddrinfo(host, endpoint.port, family=family, type=kind)
+        numeric = numeric_sockaddrs(host, port, kind, family)
+        if numeric is None:
+            if numeric_only:
+                raise UsageError(
+                    f"{host!r} is a name and -n (no DNS) allows only numeric addresses - "
+                    "give an IP address, or leave out -n"
+                )
+            log.info("getaddrinfo(%r, %s): resolving", host, port)
+            infos: list[AddrInfo] = list(
+                await loop.getaddrinfo(host, port, family=family, type=kind)
+            )
+        else:
+            log.info("%s is numeric: no resolver needed", host)
+            infos = numeric
     except OSError as exc:
         raise translate_os_error(exc, action="resolve", where=host) from exc
+    if not infos and family != socket.AF_UNSPEC:
+        wanted = "IPv4 (-4)" if family == socket.AF_INET else "IPv6 (-6)"
+        raise UsageError(f"{host} is not an {wanted} address - drop -4/-6 or give another address")
     found: list[AddrInfo] = [i for i in infos if i[0] in (socket.AF_INET, socket.AF_INET6)]
     if not found:
         raise translate_os_error(
@@ -179,14 +218,74 @@ def _is_socket(path: str) -> bool:
         return False
 
 
-async def _attempt(info: AddrInfo) -> socket.socket:
+async def sock_connect(loop: asyncio.AbstractEventLoop, sock: socket.socket, addr: Any) -> None:
+    """Non-blocking connect to an already resolved address, the same on every loop.
+
+    Why not ``loop.sock_connect``: uvloop resolves the address again and
+    drops an IPv6 scope id, so ``fe80::1%eth0`` fails with EINVAL.
+    """
+    try:
+        sock.connect(addr)
+        return
+    except (BlockingIOError, InterruptedError):
+        pass
+    fd = sock.fileno()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def writable() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_writer(fd, writable)
+    try:
+        await ready
+    finally:
+        loop.remove_writer(fd)
+    code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if code:
+        raise OSError(code, os.strerror(code))
+
+
+def _match_source(infos: list[AddrInfo], source: Source | None, where: str) -> list[AddrInfo]:
+    """Keep the destinations a source address of one family can reach."""
+    if source is None or source[0] is None:
+        return infos
+    fam = socket.AF_INET6 if ":" in source[0] else socket.AF_INET
+    kept = [i for i in infos if i[0] == fam]
+    if not kept:
+        raise UsageError(f"source address {source[0]} (-s) and {where} are not the same IP version")
+    return kept
+
+
+def _bind_source(sock: socket.socket, source: Source | None) -> None:
+    """Bind the local side before connect (``-s ADDR``, ``-p PORT``), as nc does."""
+    if source is None:
+        return
+    host, port = source
+    wildcard = "::" if sock.family == socket.AF_INET6 else "0.0.0.0"
+    infos = numeric_sockaddrs(host or wildcard, port, sock.type, sock.family)
+    if infos is None:
+        raise UsageError(f"source address {host!r} (-s) must be an IP address")
+    if port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(infos[0][4])
+    except OSError as exc:
+        raise translate_os_error(
+            exc, action="bind", where=join_host_port(host or wildcard, port)
+        ) from exc
+    log.info("bound the local side to %s (-s/-p)", format_sockaddr(sock.getsockname()))
+
+
+async def _attempt(info: AddrInfo, source: Source | None = None) -> socket.socket:
     loop = asyncio.get_running_loop()
     fam, kind, proto, _canon, sockaddr = info
     sock = socket.socket(fam, kind, proto)
     try:
         sock.setblocking(False)
+        _bind_source(sock, source)
         log.info("trying %s (%s)", format_sockaddr(sockaddr), _FAMILY_NAMES.get(fam))
-        await loop.sock_connect(sock, sockaddr)
+        await sock_connect(loop, sock, sockaddr)
     except BaseException:
         sock.close()
         raise
@@ -198,7 +297,9 @@ async def _attempt(info: AddrInfo) -> socket.socket:
     return sock
 
 
-async def _race(candidates: list[AddrInfo], delay: float, where: str) -> socket.socket:
+async def _race(
+    candidates: list[AddrInfo], delay: float, where: str, source: Source | None = None
+) -> socket.socket:
     """Staggered attempts; the first socket to connect wins, the rest are closed."""
     loop = asyncio.get_running_loop()
     queue = list(candidates)
@@ -208,7 +309,7 @@ async def _race(candidates: list[AddrInfo], delay: float, where: str) -> socket.
     try:
         while queue or running:
             if queue:
-                running.add(loop.create_task(_attempt(queue.pop(0))))
+                running.add(loop.create_task(_attempt(queue.pop(0), source)))
             done, _ = await asyncio.wait(
                 running, timeout=delay if queue else None, return_when=asyncio.FIRST_COMPLETED
             )

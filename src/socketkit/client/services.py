@@ -20,9 +20,9 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from socketkit.client.connect import connect_datagram, connect_stream, describe, no_udp_service
-from socketkit.client.netcat import guarded_sink
 from socketkit.display import escape_payload
 from socketkit.endpoints import Endpoint
 from socketkit.errors import (
@@ -49,6 +49,8 @@ __all__ = [
     "sum_lines",
     "sum_numbers",
 ]
+
+T = TypeVar("T")
 
 log = logging.getLogger("socketkit.client")
 
@@ -291,7 +293,7 @@ async def chargen(
         if value is not None and value < 1:
             raise UsageError(f"--{name} takes a number >= 1")
     # A closed stdout (| head) must not pass for a lost connection below.
-    sink = guarded_sink(sink)
+    sink = _guarded(sink)
     started = time.perf_counter()
     if udp:
         reply = await _exchange_datagram(endpoint, _padding(request_size), timeout)
@@ -478,12 +480,16 @@ def _reply_text(data: bytes, endpoint: Endpoint) -> str:
     return line.decode("utf-8", errors="backslashreplace")
 
 
-def _guarded_reply(on_reply: Callable[[str], object]) -> Callable[[str], None]:
-    """``on_reply`` with a closed stdout as OutputClosed (see ``guarded_sink``)."""
+def _guarded(write: Callable[[T], object]) -> Callable[[T], None]:
+    """``write`` (a sink or ``on_reply``) with a closed stdout as OutputClosed.
 
-    def call(reply: str) -> None:
+    Why: sinks run inside code that translates OSError from sockets; a
+    BrokenPipeError from *writing our output* must not read as "connection lost".
+    """
+
+    def call(item: T) -> None:
         try:
-            on_reply(reply)
+            write(item)
         except BrokenPipeError:
             raise OutputClosed("output closed") from None
 
@@ -546,7 +552,7 @@ async def sum_lines(
     RemoteProtocolError; a connection that ends with requests unanswered
     raises ConnectionLost.
     """
-    on_reply = _guarded_reply(on_reply)
+    on_reply = _guarded(on_reply)
     if udp:
         return await _sum_udp(endpoint, source, on_reply, timeout)
     loop = asyncio.get_running_loop()

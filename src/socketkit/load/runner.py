@@ -26,7 +26,7 @@ from socketkit.load.stats import BenchSummary, WorkerReport, merge_reports, summ
 from socketkit.load.worker import ProgressCounts, run_worker
 from socketkit.runtime.loop import loop_factory
 
-__all__ = ["Progress", "run_bench"]
+__all__ = ["Progress", "loop_kind", "run_bench"]
 
 _START_DELAY_NS = 50_000_000
 _SPAWN_ALLOWANCE = 30.0
@@ -51,13 +51,23 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
-def run_bench(config: BenchConfig, *, on_progress: ProgressCallback | None = None) -> BenchSummary:
-    """Run the whole benchmark and return what it measured."""
+def run_bench(
+    config: BenchConfig,
+    *,
+    on_progress: ProgressCallback | None = None,
+    progress_every: float = _POLL,
+) -> BenchSummary:
+    """Run the whole benchmark and return what it measured.
+
+    ``on_progress`` is called about every ``progress_every`` seconds (interval
+    reports ask for a finer grain than a progress bar needs).
+    """
     workers = config.effective_workers
+    every = max(0.01, min(progress_every, _POLL))
     if workers == 1:
-        reports = [_run_inline(config, on_progress)]
+        reports = [_run_inline(config, on_progress, every)]
     else:
-        reports = _run_processes(config, workers, on_progress)
+        reports = _run_processes(config, workers, on_progress, every)
     hist, totals = merge_reports(reports)
     return summarize(
         hist,
@@ -67,11 +77,12 @@ def run_bench(config: BenchConfig, *, on_progress: ProgressCallback | None = Non
         size=config.size,
         workers=workers,
         rate_asked=config.rate,
-        loop=_loop_kind(config.loop),
+        loop=loop_kind(config.loop),
     )
 
 
-def _loop_kind(name: str) -> str:
+def loop_kind(name: str) -> str:
+    """The event loop ``--loop name`` resolves to here: asyncio, uvloop or rloop."""
     factory = loop_factory(name)
     module = getattr(factory, "__module__", "") or ""
     top = module.split(".", 1)[0]
@@ -82,7 +93,9 @@ def _planned(config: BenchConfig) -> float | None:
     return None if config.duration is None else config.warmup + config.duration
 
 
-def _run_inline(config: BenchConfig, on_progress: ProgressCallback | None) -> WorkerReport:
+def _run_inline(
+    config: BenchConfig, on_progress: ProgressCallback | None, every: float
+) -> WorkerReport:
     started = 0.0
 
     async def start() -> int:
@@ -101,6 +114,7 @@ def _run_inline(config: BenchConfig, on_progress: ProgressCallback | None) -> Wo
                 0,
                 wait_start=start,
                 on_progress=progress if on_progress else None,
+                progress_every=every,
             )
         )
 
@@ -127,6 +141,7 @@ def _child(
     messages: Any,
     go: Any,
     start: Synchronized[int],
+    every: float,
 ) -> None:
     """A worker process: connect, say ready, wait for go, run, send the report."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
@@ -152,7 +167,12 @@ def _child(
         with asyncio.Runner(loop_factory=loop_factory(config.loop)) as runner:
             report = runner.run(
                 run_worker(
-                    config, conn_base, wait_start=wait_start, on_ready=ready, on_progress=progress
+                    config,
+                    conn_base,
+                    wait_start=wait_start,
+                    on_ready=ready,
+                    on_progress=progress,
+                    progress_every=every,
                 )
             )
         messages.put(("done", index, report))
@@ -163,7 +183,7 @@ def _child(
 
 
 def _run_processes(
-    config: BenchConfig, workers: int, on_progress: ProgressCallback | None
+    config: BenchConfig, workers: int, on_progress: ProgressCallback | None, every: float
 ) -> list[WorkerReport]:
     ctx = multiprocessing.get_context("spawn")
     shared = ctx.Array("d", workers * _COUNTERS, lock=False)
@@ -177,7 +197,7 @@ def _run_processes(
         procs.append(
             ctx.Process(
                 target=_child,
-                args=(share, index, conn_base, shared, messages, go, start),
+                args=(share, index, conn_base, shared, messages, go, start, every),
                 name=f"socketkit-bench-{index}",
                 daemon=True,
             )
@@ -202,7 +222,7 @@ def _run_processes(
         deadline = started + run_for + config.timeout + 30.0
         while len(reports) < workers:
             try:
-                kind, index, payload = messages.get(timeout=_POLL)
+                kind, index, payload = messages.get(timeout=every)
             except queue.Empty:
                 _check_alive(procs, reports)
                 if monotonic() > deadline:
