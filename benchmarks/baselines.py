@@ -5,6 +5,7 @@ UDP form), prints ``PORT <n>`` on stdout, and serves until SIGTERM/SIGINT.
 
     python benchmarks/baselines.py streams  --loop uvloop   asyncio streams
     python benchmarks/baselines.py protocol --loop uvloop   asyncio Protocol + DatagramProtocol
+    python benchmarks/baselines.py protocol --loop rloop    the same on rloop (the Rust loop)
     python benchmarks/baselines.py protocol --loop asyncio  the same on the stock loop
     python benchmarks/baselines.py selectors                a minimal selectors loop (TCP + UDP)
     python benchmarks/baselines.py copyloop                 a plain recv_into/send copy loop,
@@ -88,13 +89,14 @@ async def handle_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
 async def serve_asyncio(kind: str) -> None:
     loop = asyncio.get_running_loop()
     tcp, dgram = bind_pair(udp=kind == "protocol")
+    port = tcp.getsockname()[1]  # read now: rloop takes the socket over
     if kind == "streams":
         server = await asyncio.start_server(handle_stream, sock=tcp)
     else:
         server = await loop.create_server(EchoProtocol, sock=tcp)
     if dgram is not None:
         await loop.create_datagram_endpoint(EchoDatagram, sock=dgram)
-    announce(tcp)
+    print(f"PORT {port}", flush=True)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -213,7 +215,7 @@ def serve_copyloop() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("kind", choices=["streams", "protocol", "selectors", "copyloop"])
-    parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop")
+    parser.add_argument("--loop", choices=["asyncio", "uvloop", "rloop"], default="uvloop")
     args = parser.parse_args()
     if args.kind == "selectors":
         serve_selectors()
@@ -225,6 +227,10 @@ def main() -> None:
             import uvloop
 
             factory = uvloop.new_event_loop
+        elif args.loop == "rloop":  # the Rust event loop (pip install 'socketkit[rloop]')
+            import rloop
+
+            factory = rloop.new_event_loop
         with asyncio.Runner(loop_factory=factory) as runner:
             runner.run(serve_asyncio(args.kind))
 

@@ -4,15 +4,20 @@
     .venv/bin/python benchmarks/echo.py                # every cell of issue 6 (~15 min)
     .venv/bin/python benchmarks/echo.py --json out.json --markdown out.md
     .venv/bin/python benchmarks/echo.py --workers-only   # serve --workers 1 vs 2
+    .venv/bin/python benchmarks/echo.py --generator-only # socketkit bench vs the C clients
 
 What it does, and why:
 
 - starts every server as its own process, each on its own port (port 0, read
   back from its stdout): socketkit (``python -m socketkit serve echo``), the
   baselines of benchmarks/baselines.py (asyncio streams and asyncio Protocol
-  on uvloop, asyncio Protocol on the stock loop, a minimal selectors loop, a
-  plain recv/send copy loop for the stream cells) and a C epoll echo server
-  as the yardstick (built here with gcc when available; not a "baseline");
+  on uvloop, asyncio Protocol on rloop when installed, asyncio Protocol on
+  the stock loop, a minimal selectors loop, a plain recv/send copy loop for
+  the stream cells) and a C epoll echo server as the yardstick (built here
+  with gcc when available; not a "baseline");
+- judges every server with two generators: ``socketkit bench`` and, for rr
+  and udp cells, the C epoll clients (benchmarks/c/), with the server's CPU
+  time per request under each;
 - pins every server to CPU 0 and the load generator to CPU 1, so they never
   compete for a core;
 - loads each server with the same generator (``socketkit bench --json``;
@@ -34,6 +39,7 @@ Every process it starts is ended by PID in a ``finally``. Loopback only.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -60,6 +66,7 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 BASELINES = (
     "asyncio-streams+uvloop",
     "asyncio-protocol+uvloop",
+    "asyncio-protocol+rloop",
     "asyncio-protocol",
     "selectors",
     "copyloop",
@@ -112,6 +119,10 @@ class Run:
     size: int
     errors: int
     mib: float
+    c_rps: float = 0.0
+    """Requests/s the C epoll client reached against the same server (0: not run)."""
+    c_cpu_per_request_us: float = 0.0
+    """Server CPU per request under the C client."""
 
 
 @dataclass
@@ -146,7 +157,9 @@ def build_c(workdir: Path) -> dict[str, Path]:
     if gcc is None:
         return {}
     out = {}
-    for name in ("epoll_echo", "epoll_client"):
+    for name in ("epoll_echo", "epoll_client", "udp_rr_client"):
+        if not (HERE / "c" / f"{name}.c").exists():
+            continue
         target = workdir / name
         subprocess.run(
             [gcc, "-O2", "-o", str(target), str(HERE / "c" / f"{name}.c")],
@@ -157,7 +170,7 @@ def build_c(workdir: Path) -> dict[str, Path]:
     return out
 
 
-def servers(c: dict[str, Path]) -> list[Server]:
+def servers(c: dict[str, Path], *, experiments: bool = False) -> list[Server]:
     socketkit = [
         PY,
         "-m",
@@ -185,19 +198,31 @@ def servers(c: dict[str, Path]) -> list[Server]:
         Server(
             "asyncio-protocol", [*base, "protocol", "--loop", "asyncio"], {"rr", "stream", "udp"}
         ),
+        *(
+            [
+                Server(
+                    "asyncio-protocol+rloop",
+                    [*base, "protocol", "--loop", "rloop"],
+                    {"rr", "stream", "udp"},
+                )
+            ]
+            if importlib.util.find_spec("rloop") is not None
+            else []
+        ),
         Server("selectors", [*base, "selectors"], {"rr", "stream", "udp"}),
         Server("copyloop", [*base, "copyloop"], {"stream"}),
     ]
     # socketkit's serve already runs the mirror (echo) and the draining UDP
     # endpoint behind UdpGuard; these two relays are measured, not wired.
     fast = [PY, str(HERE / "fastpaths.py")]
-    if sys.platform == "linux":
+    if experiments and sys.platform == "linux":
         found.append(
             Server("socketkit splice (experiment)", [*fast, "tcp-splice"], {"stream"}, False)
         )
-    found.append(
-        Server("socketkit copy-relay (experiment)", [*fast, "tcp-copy"], {"stream"}, False)
-    )
+    if experiments:
+        found.append(
+            Server("socketkit copy-relay (experiment)", [*fast, "tcp-copy"], {"stream"}, False)
+        )
     if "epoll_echo" in c:
         found.append(
             Server("c-epoll (yardstick)", [str(c["epoll_echo"])], {"rr", "stream", "udp"}, False)
@@ -267,6 +292,8 @@ def bench(server: Server, cell: Cell, duration: float, warmup: float) -> Run:
         str(warmup),
         "--timeout",
         "1",
+        "--workers",
+        "1",
         "--json",
     ]
     before = cpu_seconds(server.proc.pid)
@@ -295,23 +322,38 @@ def bench(server: Server, cell: Cell, duration: float, warmup: float) -> Run:
     )
 
 
+GENERATOR_CELLS = (Cell("rr", 64, 16), Cell("rr", 64, 256), Cell("udp", 64, 16))
+
+
+def c_generator(c: dict[str, Path], mode: str) -> Path | None:
+    """The C client for a mode: epoll_client (rr), udp_rr_client (udp); None for stream."""
+    return c.get({"rr": "epoll_client", "udp": "udp_rr_client"}.get(mode, ""))
+
+
 def generator_comparison(
-    srv: Server, client: Path, duration: float, warmup: float, repeats: int
+    srv: Server, c: dict[str, Path], duration: float, warmup: float, repeats: int
 ) -> list[dict[str, Any]]:
-    """socketkit bench vs the C epoll client, against the same server, interleaved."""
+    """socketkit bench (one worker) vs the C epoll clients, same server, interleaved."""
     rows = []
-    for conns in (16, 256):
-        cell = Cell("rr", 64, conns)
+    for cell in GENERATOR_CELLS:
+        client = c_generator(c, cell.mode)
+        if client is None or cell.mode not in srv.modes:
+            continue
         ours, theirs = [], []
-        for _ in range(repeats):
-            ours.append(bench(srv, cell, duration, warmup).rps)
-            theirs.append(c_client(client, srv, cell, duration, warmup))
+        for rep in range(repeats):
+            if rep % 2 == 0:
+                ours.append(bench(srv, cell, duration, warmup).rps)
+                theirs.append(c_client(client, srv, cell, duration, warmup)[0])
+            else:
+                theirs.append(c_client(client, srv, cell, duration, warmup)[0])
+                ours.append(bench(srv, cell, duration, warmup).rps)
         rows.append(
             {
                 "cell": cell.name,
                 "server": srv.name,
                 "socketkit_bench": statistics.median(ours),
                 "c_epoll_client": statistics.median(theirs),
+                "runs": {"socketkit_bench": ours, "c_epoll_client": theirs},
             }
         )
     return rows
@@ -319,8 +361,10 @@ def generator_comparison(
 
 def c_client(
     client: Path, srv: Server, cell: Cell, duration: float, warmup: float, pinned: bool = True
-) -> float:
-    """Requests/s the C epoll client reaches (rr) against a server."""
+) -> tuple[float, float]:
+    """(requests/s, server CPU µs per answered request) under a C client."""
+    assert srv.proc is not None
+    before = cpu_seconds(srv.proc.pid)
     out = subprocess.run(
         [
             str(client),
@@ -337,8 +381,17 @@ def c_client(
         preexec_fn=pin(LOAD_CPU) if pinned else None,
         check=False,
     )
-    rate: float = json.loads(out.stdout)["requests_per_second"]
-    return rate
+    cpu = cpu_seconds(srv.proc.pid) - before
+    try:
+        data = json.loads(out.stdout)
+        rate = float(data["requests_per_second"])
+        answered = max(1, int(data["answered"]))
+    except (ValueError, KeyError):
+        print(f"  ! C client vs {srv.name} {cell.name}: {out.stdout.strip()}", file=sys.stderr)
+        return 0.0, 0.0
+    if data.get("mismatches"):
+        print(f"  ! C client saw {data['mismatches']} mismatches from {srv.name}", file=sys.stderr)
+    return rate, cpu / answered * 1e6
 
 
 def workers_comparison(
@@ -358,7 +411,7 @@ def workers_comparison(
             rates: dict[str, list[float]] = {one.name: [], two.name: []}
             for rep in range(repeats):
                 for srv in (one, two) if rep % 2 == 0 else (two, one):
-                    rates[srv.name].append(c_client(client, srv, cell, duration, warmup, False))
+                    rates[srv.name].append(c_client(client, srv, cell, duration, warmup, False)[0])
             r1, r2 = (statistics.median(rates[n]) for n in (one.name, two.name))
             rows.append({"cell": cell.name, "workers_1": r1, "workers_2": r2})
     return rows
@@ -462,6 +515,21 @@ def main() -> int:
     parser.add_argument("--idle", type=int, help="idle connections to open (0: skip)")
     parser.add_argument("--no-generator-check", action="store_true")
     parser.add_argument(
+        "--generator-only",
+        action="store_true",
+        help="only socketkit bench (1 worker) vs the C clients on rr 64x16, 64x256, udp 64x16",
+    )
+    parser.add_argument(
+        "--no-c-client",
+        action="store_true",
+        help="judge servers with socketkit bench only (default: the C clients too)",
+    )
+    parser.add_argument(
+        "--experiments",
+        action="store_true",
+        help="also run the relay experiments of benchmarks/fastpaths.py (stream cells)",
+    )
+    parser.add_argument(
         "--workers-only",
         action="store_true",
         help="only compare serve --workers 1 and 2 (needs gcc for the C client)",
@@ -491,7 +559,9 @@ def main() -> int:
                 workers_text(workers_comparison(c["epoll_client"], duration, args.warmup, repeats))
             )
             return 0
-        all_servers = servers(c)
+        all_servers = servers(c, experiments=args.experiments)
+        if args.generator_only:
+            return generator_only(all_servers, c, duration, args.warmup, repeats)
         if args.only:
             keep = {"socketkit", *args.only.split(",")}
             all_servers = [s for s in all_servers if s.name in keep]
@@ -513,23 +583,19 @@ def main() -> int:
                     order = (
                         contenders[rep % len(contenders) :] + contenders[: rep % len(contenders)]
                     )
+                    client = None if args.no_c_client else c_generator(c, cell.mode)
                     for srv in order:
                         run = bench(srv, cell, duration, args.warmup)
+                        if client is not None:
+                            run.c_rps, run.c_cpu_per_request_us = c_client(
+                                client, srv, cell, duration, args.warmup
+                            )
                         results.setdefault((cell.name, srv.name), Result()).runs.append(run)
                 emit(cell_table(cell, contenders, results))
             by_name = {s.name: s for s in all_servers}
-            if (
-                not args.no_generator_check
-                and "epoll_client" in c
-                and "asyncio-protocol+uvloop" in by_name
-            ):
-                extra["generator"] = generator_comparison(
-                    by_name["asyncio-protocol+uvloop"],
-                    c["epoll_client"],
-                    duration,
-                    args.warmup,
-                    repeats,
-                )
+            target = by_name.get("c-epoll (yardstick)") or by_name.get("asyncio-protocol+uvloop")
+            if not args.no_generator_check and "epoll_client" in c and target is not None:
+                extra["generator"] = generator_comparison(target, c, duration, args.warmup, repeats)
                 emit(generator_text(extra["generator"]))
             if "epoll_client" in c and len(os.sched_getaffinity(0)) >= 2:
                 extra["workers"] = workers_comparison(
@@ -577,6 +643,21 @@ def main() -> int:
     return 0
 
 
+def generator_only(
+    all_servers: Sequence[Server], c: dict[str, Path], duration: float, warmup: float, repeats: int
+) -> int:
+    """The load generator check alone: socketkit bench vs the C clients on the C server."""
+    names = ("c-epoll (yardstick)", "asyncio-protocol+uvloop")
+    target = next((s for n in names for s in all_servers if s.name == n), None)
+    if target is None or "epoll_client" not in c:
+        print("the generator check needs gcc (the C server and clients)", file=sys.stderr)
+        return 1
+    with running([target]):
+        rows = generator_comparison(target, c, duration, warmup, repeats)
+    print(generator_text(rows))
+    return 0
+
+
 def best_baseline(
     cell: Cell, contenders: Sequence[Server], results: dict[tuple[str, str], Result]
 ) -> tuple[str, float]:
@@ -592,35 +673,41 @@ def best_baseline(
 def cell_table(
     cell: Cell, contenders: Sequence[Server], results: dict[tuple[str, str], Result]
 ) -> str:
+    """One cell: each server under socketkit bench and, for rr and udp, the C client."""
     _, best = best_baseline(cell, contenders, results)
-    gib = 1024**3
-    lines = [
-        f"\n### {cell.name}\n",
-        "| server | req/s | MiB/s | p99 µs | x best baseline | server CPU µs/req | CPU s/GiB | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    with_c = any(r.c_rps for s in contenders for r in results[(cell.name, s.name)].runs)
+    head = "| server | req/s | MiB/s | p99 µs | x best baseline | server CPU µs/req |"
+    rule = "|---|---:|---:|---:|---:|---:|"
+    if with_c:
+        head += " C client req/s | server CPU µs/req (C client) |"
+        rule += "---:|---:|"
+    lines = [f"\n### {cell.name}\n", head + " errors |", rule + "---:|"]
     for s in contenders:
         res = results[(cell.name, s.name)]
         rps = res.median("rps")
-        cpu = res.median("cpu_per_request_us")
-        per_gib = cpu / 1e6 * gib / cell.size
-        lines.append(
+        row = (
             f"| {s.name} | {rps:,.0f} | {res.median('mib'):,.1f} | {res.median('p99'):,.0f} | "
-            f"{rps / best if best else 0:.2f} | {cpu:.1f} | {per_gib:.2f} | {sum(r.errors for r in res.runs)} |"
+            f"{rps / best if best else 0:.2f} | {res.median('cpu_per_request_us'):.2f} |"
         )
+        if with_c:
+            row += f" {res.median('c_rps'):,.0f} | {res.median('c_cpu_per_request_us'):.2f} |"
+        lines.append(row + f" {sum(r.errors for r in res.runs)} |")
     return "\n".join(lines)
 
 
 def generator_text(rows: list[dict[str, Any]]) -> str:
+    server = rows[0]["server"] if rows else "?"
     lines = [
-        "\n### generator check (against asyncio-protocol+uvloop)\n",
-        "| cell | socketkit bench req/s | C epoll client req/s | ratio |",
-        "|---|---:|---:|---:|",
+        f"\n### generator check: socketkit bench (1 worker) vs C epoll clients, against {server}\n",
+        "| cell | socketkit bench req/s | C client req/s | ratio | target >= 0.95 |",
+        "|---|---:|---:|---:|---|",
     ]
     for r in rows:
         ratio = r["socketkit_bench"] / r["c_epoll_client"] if r["c_epoll_client"] else 0
+        verdict = "holds" if ratio >= 0.95 else "DOES NOT HOLD"
         lines.append(
-            f"| {r['cell']} | {r['socketkit_bench']:,.0f} | {r['c_epoll_client']:,.0f} | {ratio:.2f} |"
+            f"| {r['cell']} | {r['socketkit_bench']:,.0f} | {r['c_epoll_client']:,.0f} | "
+            f"{ratio:.2f} | {verdict} |"
         )
     return "\n".join(lines)
 
@@ -676,8 +763,35 @@ def targets(
                 copy = results[(cell.name, "copyloop")].median("cpu_per_request_us")
                 share = cpu / copy if copy else 0
                 line += f"; CPU per GiB {share:.2f}x the copy loop's (target <= 0.5: {'holds' if share <= 0.5 else 'DOES NOT HOLD'})"
+        line += _rloop_text(cell, names, results)
         out.append(line)
     return out
+
+
+def _rloop_text(cell: Cell, names: set[str], results: dict[tuple[str, str], Result]) -> str:
+    """socketkit vs the rloop Protocol baseline: req/s and server CPU per request.
+
+    Under the C client when it ran (it outruns every Python server), else
+    under socketkit bench.
+    """
+    rloop = "asyncio-protocol+rloop"
+    if rloop not in names or (cell.name, rloop) not in results:
+        return ""
+    ours, theirs = results[(cell.name, "socketkit")], results[(cell.name, rloop)]
+    by_c = ours.median("c_rps") > 0 and theirs.median("c_rps") > 0
+    rps_key, cpu_key = ("c_rps", "c_cpu_per_request_us") if by_c else ("rps", "cpu_per_request_us")
+    ratio = ours.median(rps_key) / theirs.median(rps_key) if theirs.median(rps_key) else 0
+    cpu_ratio = ours.median(cpu_key) / theirs.median(cpu_key) if theirs.median(cpu_key) else 0
+    verdict = "holds" if ratio >= 1.0 and 0 < cpu_ratio <= 1.0 else "DOES NOT HOLD"
+    parts = [f"{ours.median(cpu_key):.2f} (socketkit)", f"{theirs.median(cpu_key):.2f} (rloop)"]
+    for other in ("asyncio-protocol+uvloop", "c-epoll (yardstick)"):
+        if (cell.name, other) in results:
+            parts.append(f"{results[(cell.name, other)].median(cpu_key):.2f} ({other})")
+    return (
+        f"; vs rloop Protocol ({'C client' if by_c else 'socketkit bench'}): "
+        f"{ratio_text(ratio)}x req/s, {ratio_text(cpu_ratio)}x server CPU/request "
+        f"[{' / '.join(parts)} µs]: {verdict}"
+    )
 
 
 if __name__ == "__main__":
