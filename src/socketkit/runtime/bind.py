@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import os
 import socket
 import stat
@@ -46,6 +47,8 @@ __all__ = [
     "plan_bindings",
     "unlink_socket",
 ]
+
+log = logging.getLogger("socketkit.server")
 
 PortSharing = Literal["none", "lead", "join"]
 """``none``: a port is ours alone. ``lead``: SO_REUSEPORT, but each address must
@@ -140,13 +143,22 @@ class BoundSocket:
 
 
 async def bind_all(
-    bindings: Sequence[Binding], backlog: int, sharing: PortSharing = "none"
+    bindings: Sequence[Binding],
+    backlog: int,
+    sharing: PortSharing = "none",
+    *,
+    narrate: bool = False,
 ) -> list[BoundSocket]:
-    """Bind every binding (all or nothing): raises our errors and leaves nothing bound."""
+    """Bind every binding (all or nothing): raises our errors and leaves nothing bound.
+
+    ``narrate`` logs each socket call at INFO, the lecture's server recipe
+    (socket, setsockopt, bind, listen) on a real socket, for ``serve -v``.
+    """
     bound: list[BoundSocket] = []
+    say = _Narrator() if narrate and log.isEnabledFor(logging.INFO) else None
     try:
         for group in _group(bindings):
-            bound += [BoundSocket(*t) for t in await _bind_group(group, backlog, sharing)]
+            bound += [BoundSocket(*t) for t in await _bind_group(group, backlog, sharing, say)]
     except BaseException:
         close_bound(bound)
         raise
@@ -213,10 +225,13 @@ async def _getaddrinfo(host: str | None, port: int, socktype: int) -> list[Any]:
 
 
 async def _bind_group(
-    group: list[Binding], backlog: int, sharing: PortSharing = "none"
+    group: list[Binding],
+    backlog: int,
+    sharing: PortSharing = "none",
+    say: _Narrator | None = None,
 ) -> list[tuple[Binding, socket.socket, BoundEndpoint]]:
     if group[0].transport == "unix":
-        return [_bind_unix(b, backlog) for b in group]
+        return [_bind_unix(b, backlog, say) for b in group]
     planned: list[_Planned] = []
     for binding in group:
         planned += await _resolve(binding)
@@ -230,7 +245,9 @@ async def _bind_group(
         port = wanted_port
         try:
             for p in planned:
-                sock, ep = _bind_inet(p, port, backlog, dual_stack=not has_v4, sharing=sharing)
+                sock, ep = _bind_inet(
+                    p, port, backlog, dual_stack=not has_v4, sharing=sharing, say=say
+                )
                 bound.append((p.binding, sock, ep))
                 port = ep.address.port or port
             return bound
@@ -243,7 +260,13 @@ async def _bind_group(
 
 
 def _bind_inet(
-    p: _Planned, port: int, backlog: int, *, dual_stack: bool, sharing: PortSharing = "none"
+    p: _Planned,
+    port: int,
+    backlog: int,
+    *,
+    dual_stack: bool,
+    sharing: PortSharing = "none",
+    say: _Narrator | None = None,
 ) -> tuple[socket.socket, BoundEndpoint]:
     host = p.sockaddr[0]
     sockaddr = (host, port, *p.sockaddr[2:])
@@ -255,22 +278,46 @@ def _bind_inet(
         port = _check_free(p, sockaddr, where, dual=dual)
         sockaddr = (host, port, *p.sockaddr[2:])
         where = join_host_port(host, port)
+    label = f"{p.binding.info.name}/{p.binding.transport}"
     try:
         sock = socket.socket(p.family, p.socktype)
     except OSError as exc:
         raise translate_os_error(exc, action="bind", where=where) from exc
+    if say:
+        say.created(label, sock)
     try:
         family = "IPv4"
         if p.socktype == socket.SOCK_STREAM:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if say:
+                say(
+                    label,
+                    "setsockopt(SOL_SOCKET, SO_REUSEADDR, 1): restart at once, "
+                    "even while old connections wait in TIME_WAIT",
+                )
         if sharing != "none":
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if say:
+                say(
+                    label,
+                    "setsockopt(SOL_SOCKET, SO_REUSEPORT, 1): worker processes share the port",
+                )
         if p.family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if dual else 1)
             family = "IPv4+IPv6" if dual else "IPv6"
+            if say:
+                say(
+                    label,
+                    f"setsockopt(IPPROTO_IPV6, IPV6_V6ONLY, {0 if dual else 1}): "
+                    + ("IPv4 clients too, as ::ffff:a.b.c.d" if dual else "IPv6 clients only"),
+                )
         sock.bind(sockaddr)
+        if say:
+            say.bind(label, sockaddr, sock)
         if p.socktype == socket.SOCK_STREAM:
             sock.listen(backlog)
+            if say:
+                say.listen(label, backlog)
         sock.setblocking(False)
     except OSError as exc:
         sock.close()
@@ -281,6 +328,39 @@ def _bind_inet(
         p.binding.info.name, transport, Endpoint(host=bound_host, port=bound_port), family
     )
     return sock, ep
+
+
+class _Narrator:
+    """Says each socket call as ``serve -v`` shows it, in the order they are made."""
+
+    def __call__(self, label: str, text: str) -> None:
+        log.info("%s: %s", label, text)
+
+    def created(self, label: str, sock: socket.socket) -> None:
+        kind = socket.SocketKind(sock.type).name
+        what = {"SOCK_STREAM": "a byte stream (TCP)", "SOCK_DGRAM": "datagrams (UDP)"}
+        if sock.family == socket.AF_UNIX:
+            what["SOCK_STREAM"] = "a byte stream on this machine"
+        self(
+            label,
+            f"socket({socket.AddressFamily(sock.family).name}, {kind}) -> fd {sock.fileno()}: "
+            f"an endpoint for {what.get(kind, kind)}",
+        )
+
+    def bind(self, label: str, asked: Any, sock: socket.socket) -> None:
+        got = sock.getsockname()
+        shown = asked if isinstance(asked, str) else tuple(asked[:2])
+        chosen = (
+            "" if isinstance(asked, str) or asked[1] else f" (port 0: the kernel chose {got[1]})"
+        )
+        self(label, f"bind({shown!r}): the address and port clients will use{chosen}")
+
+    def listen(self, label: str, backlog: int) -> None:
+        self(
+            label,
+            f"listen(backlog={backlog}): the kernel completes handshakes and queues up to "
+            f"{backlog} connections until accept()",
+        )
 
 
 def _dual_stack(p: _Planned, lone_v6: bool) -> bool:
@@ -313,16 +393,25 @@ def _check_free(p: _Planned, sockaddr: Any, where: str, *, dual: bool) -> int:
     return port
 
 
-def _bind_unix(binding: Binding, backlog: int) -> tuple[Binding, socket.socket, BoundEndpoint]:
+def _bind_unix(
+    binding: Binding, backlog: int, say: _Narrator | None = None
+) -> tuple[Binding, socket.socket, BoundEndpoint]:
     path = binding.path
     if not path:
         raise UsageError("a Unix socket binding needs a path")
     where = f"unix:{path}"
     _remove_stale_socket(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    label = f"{binding.info.name}/unix"
+    if say:
+        say.created(label, sock)
     try:
         sock.bind(path)
+        if say:
+            say.bind(label, path, sock)
         sock.listen(backlog)
+        if say:
+            say.listen(label, backlog)
         sock.setblocking(False)
     except OSError as exc:
         sock.close()

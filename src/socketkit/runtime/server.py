@@ -154,7 +154,9 @@ class Server:
         if self._udp_policy is None:
             # Safe by default: the UDP guards apply unless a caller chooses otherwise.
             self._udp_policy = UdpGuard(self.limits, clock=timers.now)
-        bound = await bind_all(self.bindings, self.limits.backlog, self.port_sharing)
+        bound = await bind_all(
+            self.bindings, self.limits.backlog, self.port_sharing, narrate=self.narrate
+        )
         try:
             for b in bound:
                 self._serve(b, timers, self._udp_policy)

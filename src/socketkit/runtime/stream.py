@@ -83,7 +83,15 @@ class StreamConnection(asyncio.BufferedProtocol, TransportConnection):
         )
         self._idle.start()
         if self._narrate:
-            log.info("%s: connection from %s", self._listener.label, self.peer)
+            sock = transport.get_extra_info("socket")
+            fd = sock.fileno() if sock is not None else -1
+            log.info(
+                "%s: accept() -> new socket fd %d: connection from %s "
+                "(the listening socket goes on listening)",
+                self._listener.label,
+                fd,
+                self.peer,
+            )
         self._flush()
 
     def get_buffer(self, sizehint: int) -> memoryview:
@@ -97,7 +105,7 @@ class StreamConnection(asyncio.BufferedProtocol, TransportConnection):
         self._counters.bytes_received += nbytes
         if self._narrate:
             log.info(
-                "%s: received %d bytes from %s: %s",
+                "%s: recv(): received %d bytes from %s: %s",
                 self._listener.label,
                 nbytes,
                 self.peer,
@@ -116,7 +124,9 @@ class StreamConnection(asyncio.BufferedProtocol, TransportConnection):
         if self._lingering:
             return False  # both sides are done: let the transport close
         if self._narrate:
-            log.info("%s: %s half-closed (sent FIN)", self._listener.label, self.peer)
+            log.info(
+                "%s: recv() -> 0 bytes: %s half-closed (sent FIN)", self._listener.label, self.peer
+            )
         try:
             self._proto.receive_eof()
         except Exception:
@@ -148,7 +158,7 @@ class StreamConnection(asyncio.BufferedProtocol, TransportConnection):
         if self._narrate:
             how = f" ({exc})" if exc else ""
             log.info(
-                "%s: client %s closed%s - received %d bytes, sent %d bytes",
+                "%s: close(): client %s closed%s - received %d bytes, sent %d bytes",
                 self._listener.label,
                 self.peer,
                 how,
@@ -205,7 +215,7 @@ class StreamConnection(asyncio.BufferedProtocol, TransportConnection):
             self._counters.bytes_sent += n
             if self._narrate:
                 log.info(
-                    "%s: sent %d bytes to %s: %s",
+                    "%s: send(): sent %d bytes to %s: %s",
                     self._listener.label,
                     n,
                     self.peer,

@@ -366,12 +366,6 @@ async def _serve(spec: _Spec, conn: Connection) -> None:
         port_sharing="join",
     )
     await server.start()
-    try:
-        conn.send(("ready", None))
-    except OSError:
-        # The lead is gone already: nobody to serve for.
-        await server.shutdown(0)
-        return
 
     def on_message() -> None:
         try:
@@ -390,8 +384,17 @@ async def _serve(spec: _Spec, conn: Connection) -> None:
         signals += 1
         server.request_shutdown(None if signals == 1 else 0)
 
-    loop.add_reader(conn.fileno(), on_message)
+    # Before "ready": the lead announces this pid then, and a SIGTERM sent at
+    # once must find our handler, not the default that kills without a word.
     loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    try:
+        conn.send(("ready", None))
+    except OSError:
+        # The lead is gone already: nobody to serve for.
+        loop.remove_signal_handler(signal.SIGTERM)
+        await server.shutdown(0)
+        return
+    loop.add_reader(conn.fileno(), on_message)
     try:
         await server.wait_closed()
     finally:
