@@ -13,6 +13,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -511,3 +512,34 @@ def test_closed_stdout_ends_quietly_with_exit_0(echo_server: ServerThread) -> No
         assert proc.wait(TIMEOUT) == 0
         assert proc.stderr is not None
         assert proc.stderr.read() == b""
+
+
+def test_a_missing_event_loop_is_one_line_and_no_warning_escapes() -> None:
+    # rloop is an extra: without it, the refusal is one line (no "never awaited").
+    code = (
+        "import sys; sys.modules['rloop'] = None;"
+        "from socketkit.cli.main import main;"
+        "sys.exit(main(sys.argv[1:]))"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "default",
+            "-c",
+            code,
+            "serve",
+            "echo",
+            "--port",
+            "0",
+            "--loop",
+            "rloop",
+        ],
+        capture_output=True,
+        timeout=TIMEOUT,
+    )
+    assert done.returncode == 64
+    assert done.stderr.decode().splitlines() == [
+        "socketkit: --loop rloop: rloop is not installed - pip install 'socketkit[rloop]', "
+        "or use --loop asyncio"
+    ]

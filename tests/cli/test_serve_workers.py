@@ -96,7 +96,7 @@ def test_a_worker_that_dies_is_replaced() -> None:
         line = reader.until(lambda line: "worker 1 is now pid" in line)
         new = int(line.rpartition(" ")[2])
         assert new != old
-        said = f"socketkit: [worker 0] worker 1 (pid {old}) exited with code -9; starting another"
+        said = f"socketkit: [worker 0] worker 1 (pid {old}) was killed by SIGKILL; starting another"
         assert said in reader.lines  # a warning says who speaks; narration stays bare
         echo_many(echo_port(reader), 20)
         proc.send_signal(signal.SIGINT)
@@ -169,7 +169,7 @@ def test_workers_that_keep_dying_stop_the_server_with_exit_70() -> None:
         pid = worker_pids(reader)[1]
         for _ in range(MAX_RESTARTS):
             os.kill(pid, signal.SIGKILL)
-            reader.until(lambda line, old=pid: f"(pid {old}) exited" in line)
+            reader.until(lambda line, old=pid: f"(pid {old}) was killed by SIGKILL" in line)
             line = reader.until(lambda line: "worker 1 is now pid" in line)
             pid = int(line.rpartition(" ")[2])
         os.kill(pid, signal.SIGKILL)
@@ -177,6 +177,7 @@ def test_workers_that_keep_dying_stop_the_server_with_exit_70() -> None:
     assert proc.returncode == 70
     last = rest.decode().strip().splitlines()[-1]
     assert last.startswith(f"socketkit: serve workers keep dying ({MAX_RESTARTS} replaced"), last
+    assert "the last was killed by SIGKILL" in last, last
     assert "Traceback" not in rest.decode()
 
 

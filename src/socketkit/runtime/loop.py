@@ -19,6 +19,8 @@ __all__ = ["LOOP_NAMES", "loop_factory", "loop_name", "run"]
 T = TypeVar("T")
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 LOOP_NAMES = ("auto", "asyncio", "uvloop", "rloop")
+_PACKAGE = {"rloop": "'socketkit[rloop]'"}
+"""What to install for a loop that is an extra of ours (uvloop is a plain dependency)."""
 
 
 def _import_factory(module: str) -> LoopFactory:
@@ -26,7 +28,7 @@ def _import_factory(module: str) -> LoopFactory:
         mod = importlib.import_module(module)
     except ImportError:
         raise UsageError(
-            f"--loop {module}: {module} is not installed - pip install {module}, "
+            f"--loop {module}: {module} is not installed - pip install {_PACKAGE.get(module, module)}, "
             "or use --loop asyncio"
         ) from None
     factory: LoopFactory = mod.new_event_loop
@@ -54,6 +56,15 @@ def loop_name(loop: asyncio.AbstractEventLoop) -> str:
 
 
 def run(main: Coroutine[Any, Any, T], *, loop: str = "auto", debug: bool = False) -> T:
-    """Run a coroutine on a fresh loop of the chosen kind."""
-    with asyncio.Runner(loop_factory=loop_factory(loop), debug=debug) as runner:
+    """Run a coroutine on a fresh loop of the chosen kind.
+
+    An unknown or missing loop closes ``main`` before raising, so its
+    refusal is one line, not a "coroutine was never awaited" warning too.
+    """
+    try:
+        factory = loop_factory(loop)
+    except BaseException:
+        main.close()
+        raise
+    with asyncio.Runner(loop_factory=factory, debug=debug) as runner:
         return runner.run(main)

@@ -265,7 +265,7 @@ class WorkerPool:
         if not worker.ready.done():
             worker.ready.set_exception(
                 WorkerFailed(
-                    f"serve worker {worker.index} exited before it was ready (code {code})"
+                    f"serve worker {worker.index} {_how_it_ended(code)} before it was ready"
                 )
             )
             if worker.replacement or self._stopping:
@@ -293,7 +293,7 @@ class WorkerPool:
         while self._restarts and now - self._restarts[0] > RESTART_WINDOW:
             self._restarts.popleft()
         if len(self._restarts) >= MAX_RESTARTS:
-            last = self._last_error or f"the last exited with code {code}"
+            last = self._last_error or f"the last {_how_it_ended(code)}"
             self._fail(
                 WorkerFailed(
                     f"serve workers keep dying ({MAX_RESTARTS} replaced within "
@@ -303,10 +303,10 @@ class WorkerPool:
             return
         self._restarts.append(now)
         log.warning(
-            "worker %d (pid %s) exited with code %s; starting another",
+            "worker %d (pid %s) %s; starting another",
             worker.index,
             worker.process.pid,
-            code,
+            _how_it_ended(code),
         )
         try:
             self._spawn(worker.index, replacement=True)
@@ -336,6 +336,18 @@ def _cannot_start(index: int, exc: OSError) -> WorkerFailed:
 
 
 # -- the worker process ----------------------------------------------------------
+
+
+def _how_it_ended(code: int | None) -> str:
+    """``killed by SIGKILL`` for a negative exit code (multiprocessing's "killed by signal N")."""
+    if code is None:
+        return "ended (no exit status)"
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
 
 
 def _worker_main(spec: _Spec, conn: Connection) -> None:
