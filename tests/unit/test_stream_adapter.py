@@ -151,3 +151,26 @@ def test_nothing_is_written_after_the_connection_is_lost() -> None:
         assert len(transport.written) == before
 
     asyncio.run(main())
+
+
+def test_a_writer_that_never_blocks_writes_at_most_turn_bytes_per_turn() -> None:
+    """Fairness: chargen to a kernel that takes everything must still yield each turn.
+
+    Before the byte budget, one turn wrote write_batch x 256 KiB = 4 MiB, and
+    with 300 such clients a new client waited 1-2 s for its first byte.
+    """
+
+    async def main() -> None:
+        limits = Limits(idle_timeout=None)
+        conn, transport = connect(ChargenStream(), limits)
+        first_turn = len(transport.written)  # connection_made flushes once
+        assert 0 < first_turn <= limits.turn_bytes
+        per_turn = []
+        for _ in range(20):  # the flush reschedules itself with call_soon: one per turn
+            before = len(transport.written)
+            await asyncio.sleep(0)
+            per_turn.append(len(transport.written) - before)
+        assert all(0 < n <= limits.turn_bytes for n in per_turn), per_turn
+        conn.connection_lost(None)
+
+    asyncio.run(main())

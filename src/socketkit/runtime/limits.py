@@ -41,6 +41,13 @@ class Limits:
     """Connections accepted per wake-up before other clients get their turn."""
     write_batch: int = 16
     """Output chunks pulled from one protocol per turn; then other clients run."""
+    turn_bytes: int = 32 * 1024
+    """Bytes one connection may write per loop turn; then other clients run.
+
+    Why bytes and not only chunks: while the kernel's send buffers are still
+    growing, a writer that never blocks (chargen to clients that never read)
+    would otherwise write megabytes per turn, and with hundreds of them a
+    new client waited seconds to be accepted and answered."""
 
     # -- UDP guards (runtime/guards.py); the small services are classic amplifiers --
     udp_rate: float | None = 50.0
@@ -58,6 +65,15 @@ class Limits:
     udp_max_sources: int = 65536
     """Source addresses the rate limiter remembers; the least recently seen go first."""
 
+    # -- behind a load balancer (runtime/proxied.py) --
+    proxy_protocol: bool = False
+    """TCP clients start with a PROXY v1/v2 header naming the real client; one
+    without it is closed. In ``Limits`` so ``serve --workers`` passes it on."""
+    proxy_from: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    """Networks allowed to send the header (CIDR texts); other peers are closed."""
+    proxy_timeout: float = 5.0
+    """Seconds a connection has to deliver its whole header."""
+
     def __post_init__(self) -> None:
         positive = {
             "max_connections": self.max_connections,
@@ -67,6 +83,7 @@ class Limits:
             "backlog": self.backlog,
             "accept_batch": self.accept_batch,
             "write_batch": self.write_batch,
+            "turn_bytes": self.turn_bytes,
             "udp_burst": self.udp_burst,
             "udp_max_sources": self.udp_max_sources,
         }
@@ -85,6 +102,8 @@ class Limits:
             raise UsageError("bad limits: write_buffer_low must be between 0 and write_buffer_high")
         if self.idle_timeout is not None and self.idle_timeout <= 0:
             raise UsageError("bad limit idle_timeout: give seconds > 0, or None for no timeout")
+        if not (math.isfinite(self.proxy_timeout) and self.proxy_timeout > 0):
+            raise UsageError("bad limit proxy_timeout: give seconds > 0")
         if self.shutdown_grace < 0:
             raise UsageError("bad limit shutdown_grace: give seconds >= 0")
         if self.udp_rate is not None and not self.udp_rate > 0:

@@ -54,7 +54,8 @@ class StreamConnection(asyncio.BufferedProtocol, TransportConnection):
         # copy out at once, so connections can share it. This keeps an idle
         # connection at a few KiB instead of read_chunk bytes.
         self._view = listener.read_view
-        self._pull = max(limits.write_buffer_high, limits.read_chunk)
+        self._pull = min(max(limits.write_buffer_high, limits.read_chunk), limits.turn_bytes)
+        self._turn_bytes = limits.turn_bytes
         self._batch = limits.write_batch
         self._counters = listener.counters
         self._narrate = log.isEnabledFor(logging.INFO) and listener.narrate
@@ -192,7 +193,11 @@ class StreamConnection(asyncio.BufferedProtocol, TransportConnection):
         if transport is None or self._closing or transport.is_closing():
             return
         proto = self._proto
+        budget = self._turn_bytes
         for _ in range(self._batch):
+            if budget <= 0:  # this turn's bytes are written: let other clients run first
+                self._flush_later()
+                return
             if self._write_paused:
                 return
             if proto.close_expected():
@@ -211,6 +216,7 @@ class StreamConnection(asyncio.BufferedProtocol, TransportConnection):
             if transport.is_closing():  # the write found the peer gone
                 return
             n = len(data)
+            budget -= n
             self.bytes_out += n
             self._counters.bytes_sent += n
             if self._narrate:
@@ -223,13 +229,16 @@ class StreamConnection(asyncio.BufferedProtocol, TransportConnection):
                 )
         else:
             # The protocol may have more: let other clients run first.
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
-            self._update_reading()
+            self._flush_later()
             return
         if proto.close_expected():
             self.close()
             return
+        self._update_reading()
+
+    def _flush_later(self) -> None:
+        self._flush_scheduled = True
+        self._loop.call_soon(self._flush)
         self._update_reading()
 
     def close(self) -> None:
