@@ -117,6 +117,9 @@ class Double:
                 if self.max_clients is not None and self._clients >= self.max_clients:
                     conn.close()
                     continue
+                # Counted here, not when the task first runs: a burst of accepts
+                # before any task ran would otherwise all be served (a flaky pass).
+                self._clients += 1
                 task = asyncio.ensure_future(self._client(conn))
                 running.add(task)
                 task.add_done_callback(running.discard)
@@ -126,7 +129,6 @@ class Double:
 
     async def _client(self, conn: socket.socket) -> None:
         assert self.stream is not None
-        self._clients += 1
         try:
             await self.stream(conn, self)
         except Crash:

@@ -32,6 +32,10 @@ __all__ = [
 ]
 
 
+RESET_RETRIES = 3
+"""Extra fresh clients after an RST storm, each after a tenth of the timeout."""
+
+
 async def fresh_client(target: Target, options: ProbeOptions) -> str | None:
     """None when an ordinary client gets an ordinary answer now; else what went wrong."""
     try:
@@ -155,7 +159,18 @@ async def reset_storm(target: Target, options: ProbeOptions) -> Outcome:
             if target.service in ("echo", "sum", "discard"):
                 await send(sock, b"1 2\n", options.timeout)
             abort(sock)
-    return _served(f"{count} connections closed by RST", await fresh_client(target, options), "")
+    # The server handles the resets asynchronously: give it a tenth of the
+    # timeout first (so one that dies of them is dead by then), then a few
+    # short chances (bounded), since one with a connection cap may not have
+    # freed every slot yet. One that died or stays full still fails.
+    await asyncio.sleep(options.timeout / 10)
+    why = await fresh_client(target, options)
+    for _ in range(RESET_RETRIES):
+        if why is None:
+            break
+        await asyncio.sleep(options.timeout / 10)
+        why = await fresh_client(target, options)
+    return _served(f"{count} connections closed by RST", why, "")
 
 
 async def idle_connections(target: Target, options: ProbeOptions) -> Outcome:
