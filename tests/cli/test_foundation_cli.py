@@ -543,3 +543,23 @@ def test_a_missing_event_loop_is_one_line_and_no_warning_escapes() -> None:
         "socketkit: --loop rloop: rloop is not installed - pip install 'socketkit[rloop]', "
         "or use --loop asyncio"
     ]
+
+
+def test_serve_unix_in_a_directory_it_cannot_write_names_the_directory(tmp_path: Path) -> None:
+    # It used to say "ports below 1024 need root". Root may write anywhere but sysfs.
+    if os.geteuid() == 0:
+        directory = "/sys"
+        if not os.path.isdir(directory):
+            pytest.skip("running as root and /sys is not mounted: no directory root cannot write")
+    else:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        directory = str(locked)
+    done = run_cli("serve", "echo", "--unix", f"{directory}/echo.sock", "--no-tcp", "--no-udp")
+    err = done.stderr.decode()
+    assert done.returncode == 77, err
+    assert err.splitlines() == [
+        f"socketkit: cannot bind unix:{directory}/echo.sock: no permission to create a socket "
+        f"file in {directory} - choose a directory you can write to (for example /tmp or "
+        "$XDG_RUNTIME_DIR)"
+    ]

@@ -416,12 +416,13 @@ def _bind_unix(
     except OSError as exc:
         sock.close()
         directory = os.path.dirname(os.path.abspath(path))
-        if exc.errno == errno.ENOENT:
+        if exc.errno == errno.ENOENT and not os.path.isdir(directory):
             raise UsageError(
                 f"cannot bind {where}: its directory does not exist - "
                 f"create it first (mkdir -p {directory})"
             ) from exc
-        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT):
+            # ENOENT with the directory there: a file system that makes no files (/proc)
             raise PermissionDenied(
                 f"cannot bind {where}: no permission to create a socket file in {directory} "
                 "- choose a directory you can write to (for example /tmp or $XDG_RUNTIME_DIR)"
