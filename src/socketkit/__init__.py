@@ -63,7 +63,22 @@ from socketkit.runtime import (
     serve_in_thread,
 )
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    """The installed distribution's version: one source of truth, pyproject.toml.
+
+    Why metadata and not a literal: a literal drifts from the packaged
+    version; "0+unknown" only when run from a tree that was never installed.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("socketkit")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+__version__ = _version()
 
 __all__ = [
     "AddressInUse",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -37,6 +38,7 @@ __all__ = [
     "access_log_enabled",
     "configure_access_log",
     "configure_logging",
+    "export_settings",
     "log_access",
 ]
 
@@ -135,12 +137,37 @@ class TermsFilter(logging.Filter):
         return True
 
 
+SETTINGS_ENV = "SOCKETKIT_LOG_SETTINGS"
+"""Where ``export_settings`` leaves the log choices for child processes."""
+
+
+def export_settings(fmt: LogFormat, timestamps: bool, access_log: str | None) -> None:
+    """Pass the log format, timestamps and access-log target to processes we spawn.
+
+    Why the environment: ``serve --workers`` starts fresh interpreters that
+    configure their own logging with ``configure_logging(verbosity, prefix)``;
+    with this set, their lines look like the lead's, and their connections
+    reach the same access log (appended by each process, one line per write).
+    """
+    os.environ[SETTINGS_ENV] = json.dumps(
+        {"fmt": fmt, "timestamps": timestamps, "access_log": access_log}
+    )
+
+
+def _exported() -> dict[str, Any]:
+    try:
+        found = json.loads(os.environ.get(SETTINGS_ENV, "{}"))
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
 def configure_logging(
     verbosity: int,
     prefix: str = "",
     *,
-    fmt: LogFormat = "text",
-    timestamps: bool = False,
+    fmt: LogFormat | None = None,
+    timestamps: bool | None = None,
     stream: TextIO | None = None,
     terms: Mapping[str, str] | None = None,
 ) -> None:
@@ -152,8 +179,20 @@ def configure_logging(
     always carries both. ``terms`` rewrites library words in every message
     (see ``TermsFilter``). Replaces the handlers of the ``socketkit`` logger
     (calling it again reconfigures, it never adds a second handler); the
-    access log is left as it is.
+    access log is left as it is, unless a parent process exported its
+    settings (``export_settings``): then ``fmt`` and ``timestamps`` default to
+    the parent's, and the access log is opened as the parent's was.
     """
+    exported = _exported()
+    if fmt is None:
+        fmt = "json" if exported.get("fmt") == "json" else "text"
+    if timestamps is None:
+        timestamps = bool(exported.get("timestamps", False))
+    if exported.get("access_log"):
+        try:
+            configure_access_log(str(exported["access_log"]), fmt=fmt)
+        except OSError:
+            pass  # the parent opened it a moment ago; a failure here is reported there
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     handler = logging.StreamHandler(sys.stderr if stream is None else stream)
     handler.setFormatter(

@@ -563,3 +563,55 @@ def test_serve_unix_in_a_directory_it_cannot_write_names_the_directory(tmp_path:
         f"file in {directory} - choose a directory you can write to (for example /tmp or "
         "$XDG_RUNTIME_DIR)"
     ]
+
+
+def test_serve_sighup_stops_gracefully_with_a_summary_and_removes_its_socket_file(
+    unix_dir: str,
+) -> None:
+    # Python's default for SIGHUP killed serve at once (exit 129), no summary, file left.
+    path = os.path.join(unix_dir, "hup.sock")
+    with serve_process("echo", "--port", "0", "--unix", path, last="try:", merge_stderr=True) as (
+        proc,
+        _reader,
+    ):
+        assert os.path.exists(path)
+        proc.send_signal(signal.SIGHUP)
+        rest, _ = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0
+    lines = rest.decode().strip().splitlines()
+    assert lines[0] == (
+        "socketkit: shutting down (SIGHUP: the terminal closed; a second signal stops at once)"
+    )
+    assert lines[-1].startswith("socketkit: stopped: 0 connections served")
+    assert not os.path.exists(path)
+
+
+@pytest.mark.parametrize(
+    ("sig", "said"),
+    [
+        (signal.SIGINT, "socketkit: shutting down (Ctrl-C again to stop at once)"),
+        (signal.SIGTERM, "socketkit: shutting down (SIGTERM again to stop at once)"),
+    ],
+)
+def test_serve_names_the_signal_it_got_not_always_ctrl_c(sig: int, said: str) -> None:
+    with serve_process("echo", "--port", "0", last="try:", merge_stderr=True) as (proc, _):
+        proc.send_signal(sig)
+        rest, _ = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0
+    assert rest.decode().splitlines()[0] == said
+
+
+def test_serve_summary_counts_connections_cut_when_the_grace_runs_out() -> None:
+    with serve_process(
+        "echo", "--port", "0", "--no-udp", "--grace", "0", last="try:", merge_stderr=True
+    ) as (proc, reader):
+        port = int(reader.lines[0].split("\t")[2].rpartition(":")[2])
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as client:
+            client.sendall(b"x")
+            assert client.recv(1) == b"x"  # served, and it stays open past the grace
+            proc.send_signal(signal.SIGTERM)
+            rest, _ = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0
+    summary = rest.decode().strip().splitlines()[-1]
+    assert summary.startswith("socketkit: stopped: 1 connections served"), summary
+    assert "1 connections cut" in summary

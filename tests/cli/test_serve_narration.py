@@ -25,6 +25,12 @@ def test_serve_v_shows_socket_setsockopt_bind_listen_accept_recv_send_close() ->
             )
         ]
         assert all(calls), startup
+        # each narrated call says when it happened
+        assert all(
+            re.match(r"\d\d:\d\d:\d\d\.\d{3} echo/tcp", line)
+            for line in reader.lines
+            if "echo/tcp" in line and "(" in line
+        ), startup
         # in the order the lecture gives them
         starts = [match.start() for match in calls if match]
         assert starts == sorted(starts)

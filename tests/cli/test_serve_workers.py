@@ -80,7 +80,12 @@ def test_two_workers_share_tcp_and_udp_and_sum_their_statistics() -> None:
     assert "Traceback" not in output
     # Both processes accepted some of the 40 connections (all to one: 2**-39).
     for index in (0, 1):
-        assert re.search(rf"^\[worker {index}\] echo/tcp .*: connection from", output, re.M)
+        # -v lines start with the time: "14:03:07.123 [worker 1] echo/tcp ..."
+        assert re.search(
+            rf"^\d\d:\d\d:\d\d\.\d{{3}} \[worker {index}\] echo/tcp .*: connection from",
+            output,
+            re.M,
+        )
     summary = output.strip().splitlines()[-1]
     assert summary.startswith("socketkit: stopped (2 workers): 40 connections served"), summary
     assert "1 datagrams received, 1 datagrams sent" in summary

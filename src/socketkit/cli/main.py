@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
+from socketkit import __version__
 from socketkit.errors import EXIT_CODES, OutputClosed, SocketkitError, UsageError
 
 __all__ = ["entry", "main"]
@@ -87,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--debug", action="store_true", help="show the full traceback of an internal error"
+    )
+    parser.add_argument(
+        "-V",
+        "--version",
+        action="version",
+        version=f"socketkit {__version__}",
+        help="print socketkit's version (from the installed package) and exit",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     for name in COMMANDS:

@@ -8,7 +8,10 @@ import dataclasses
 import ipaddress
 import os
 import signal
+import stat
 import sys
+import tempfile
+from collections.abc import Callable
 from typing import Any
 
 from socketkit.cli.common import (
@@ -20,9 +23,9 @@ from socketkit.cli.common import (
     seconds_or_zero,
 )
 from socketkit.cli.render import print_table
-from socketkit.endpoints import Endpoint, parse_port
-from socketkit.errors import SocketkitError, UsageError
-from socketkit.logs import TermsFilter
+from socketkit.endpoints import Endpoint, parse_endpoint, parse_port
+from socketkit.errors import SocketkitError, UsageError, translate_os_error
+from socketkit.logs import TermsFilter, configure_access_log, export_settings
 from socketkit.protocols import (
     DEFAULT_PORT_BASE,
     ServiceInfo,
@@ -33,13 +36,40 @@ from socketkit.protocols import (
 from socketkit.protocols.qotd import MAX_QUOTE, load_quotes_file
 from socketkit.protocols.sum import MAX_LINE
 from socketkit.runtime import BoundEndpoint, Limits, Server, loop_name, plan_bindings, run
-from socketkit.runtime.guards import UdpGuard
+from socketkit.runtime.activation import (
+    InetdSocket,
+    Notifier,
+    adopt_sockets,
+    inetd_socket,
+    inherited_sockets,
+)
+from socketkit.runtime.metrics import (
+    PUBLISH_DIR_ENV,
+    PUBLISH_LEAD_ENV,
+    ServiceStatistics,
+    StatisticsCollector,
+    merge,
+    published,
+    start_metrics_server,
+)
+from socketkit.runtime.proxied import ProxyTrust
 from socketkit.runtime.stats import ServerStatistics
 from socketkit.runtime.workers import MAX_WORKERS, UNIX_ONLY, WorkerPool, combine_statistics
 
 __all__ = ["register"]
 
 _DEFAULTS = Limits()
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""Each stops serve gracefully; a second one of any stops it at once.
+
+SIGHUP too (its terminal closed): stopping with a summary and the Unix
+socket file removed, where Python's default would kill it on the spot."""
+_AGAIN = {
+    signal.SIGINT: "Ctrl-C again to stop at once",
+    signal.SIGTERM: "SIGTERM again to stop at once",
+    signal.SIGHUP: "SIGHUP: the terminal closed; a second signal stops at once",
+}
 
 LIMIT_FLAGS = {
     "limit max_connections_per_source": "--max-per-source",
@@ -52,6 +82,8 @@ LIMIT_FLAGS = {
     "limit udp_burst": "--udp-burst",
     "limit udp_amplification": "--udp-amplification",
     "limit udp_allow_low_ports": "--udp-allow-low-ports",
+    "limit proxy_from": "--proxy-from",
+    "limit proxy_timeout": "--proxy-timeout",
 }
 """The runtime's words for its limits (``Limits`` fields) and the flags that set them."""
 
@@ -66,6 +98,9 @@ examples:
   socketkit serve sum --port 0 --max-line 1024  the homework's server on a free port
   socketkit serve --host :: --udp-amplification 2   expose UDP, replies up to 2x the request
   socketkit serve echo --workers 2      two processes share each port (SO_REUSEPORT)
+  socketkit serve echo --proxy-protocol --access-log -   behind HAProxy send-proxy-v2
+  socketkit serve --metrics 9100 --log-format json       Prometheus on 127.0.0.1:9100
+  socketkit serve echo --inetd          from inetd/xinetd: standard input is the client
 
 UDP safety (why: docs/services.md): datagrams from ports 0, 7, 9, 13, 17, 19,
 37, our own service ports and (unless --udp-allow-low-ports) any port below
@@ -79,8 +114,14 @@ SO_REUSEPORT (Linux); the kernel spreads clients over them by address.
 Limits apply per worker; a Unix socket is served by the first process only;
 a worker that dies is replaced (one stopped with SIGTERM is not).
 
-Ctrl-C or SIGTERM stops accepting, gives open connections --grace seconds to
-finish, then exits 0 with a one-line summary; a second Ctrl-C stops at once.
+Started by systemd with sockets (LISTEN_FDS), serve adopts them and binds
+nothing; it tells NOTIFY_SOCKET READY=1, STOPPING=1 and feeds WatchdogSec=.
+More in docs/operations.md.
+
+Ctrl-C, SIGTERM or SIGHUP stops accepting, gives open connections --grace
+seconds to finish, then exits 0 with a one-line summary (connections still
+open when the grace ran out are counted as cut) and removes its Unix socket
+files; a second signal stops at once.
 """
 
 
@@ -171,10 +212,11 @@ def register(sub: Any) -> None:
     )
     limits.add_argument(
         "--grace",
-        type=positive_float,
+        type=seconds_or_zero,
         default=_DEFAULTS.shutdown_grace,
         metavar="SECONDS",
-        help=f"time open connections get to finish at shutdown (default {_DEFAULTS.shutdown_grace:g})",
+        help="time open connections get to finish at shutdown; 0 closes them at once "
+        f"(default {_DEFAULTS.shutdown_grace:g})",
     )
     limits.add_argument(
         "--max-line",
@@ -232,6 +274,60 @@ def register(sub: Any) -> None:
         help=f"processes sharing each TCP and UDP port through SO_REUSEPORT (default 1, "
         f"at most {MAX_WORKERS}; for more than one core's worth of clients)",
     )
+    ops = p.add_argument_group("running as infrastructure (docs/operations.md)")
+    ops.add_argument(
+        "--inetd",
+        action="store_true",
+        help="serve standard input as inetd passes it: one connection (stream, nowait) or "
+        "the datagram socket (UDP, wait: until --idle-timeout without a datagram)",
+    )
+    ops.add_argument(
+        "--proxy-protocol",
+        action="store_true",
+        help="TCP clients come through a load balancer that sends a PROXY v1/v2 header "
+        "(HAProxy send-proxy-v2): caps, logs and the access log use the real client; "
+        "a connection without a valid header, or from outside --proxy-from, is closed",
+    )
+    ops.add_argument(
+        "--proxy-from",
+        nargs="+",
+        default=list(_DEFAULTS.proxy_from),
+        metavar="CIDR",
+        help="balancers allowed to send the header (default: loopback, "
+        f"{' '.join(_DEFAULTS.proxy_from)})",
+    )
+    ops.add_argument(
+        "--proxy-timeout",
+        type=positive_float,
+        default=_DEFAULTS.proxy_timeout,
+        metavar="SECONDS",
+        help=f"time a connection has to send its whole header (default {_DEFAULTS.proxy_timeout:g})",
+    )
+    ops.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics over HTTP at HOST:PORT (a bare PORT means 127.0.0.1; "
+        "port 0: any free port, printed at start-up)",
+    )
+    ops.add_argument(
+        "--access-log",
+        metavar="FILE|-",
+        help="one line per connection (peer, service, transport, bytes each way, duration, "
+        "how it ended) appended to FILE, or - for stderr; without -v",
+    )
+    ops.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="server and access logs as text lines with a timestamp (default) or one JSON "
+        "object per line",
+    )
+    ops.add_argument(
+        "--timestamps",
+        action="store_true",
+        help="start each server log line with the time, and name levels other than info "
+        "(on with -v; json lines always carry both)",
+    )
     add_verbose_option(p, "each connection and chunk")
     add_loop_option(p)
     p.set_defaults(handler=_run)
@@ -270,6 +366,9 @@ def _limits(args: argparse.Namespace) -> Limits:
         udp_amplification=args.udp_amplification,
         udp_loopback_exempt=not args.udp_guard_loopback,
         udp_allow_low_ports=args.udp_allow_low_ports,
+        proxy_protocol=args.proxy_protocol,
+        proxy_from=tuple(args.proxy_from),
+        proxy_timeout=args.proxy_timeout,
     )
 
 
@@ -309,9 +408,22 @@ def _is_loopback(host: str) -> bool:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # -v narration is a transcript of socket calls: each line says when (issue 14).
+    timestamps = args.timestamps or args.verbose > 0
     configure_logging(
-        args.verbose, prefix="[worker 0] " if args.workers > 1 else "", terms=LIMIT_FLAGS
+        args.verbose,
+        prefix="[worker 0] " if args.workers > 1 else "",
+        fmt=args.log_format,
+        timestamps=timestamps,
+        terms=LIMIT_FLAGS,
     )
+    _configure_access_log(args)
+    try:
+        ProxyTrust.parse(args.proxy_from)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.workers > 1:
+        export_settings(args.log_format, timestamps, _access_target(args))
     services = args.services or service_names()
     if not 0 <= args.port_base <= 65535:
         raise UsageError(f"bad --port-base {args.port_base}: choose 0-65535")
@@ -331,8 +443,28 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers {args.workers}: choose 1-{MAX_WORKERS}")
     if args.workers > 1 and not (tcp or udp):
         raise UsageError(UNIX_ONLY)
+    configured = _configured(services, args)
+    if args.inetd:
+        return _run_inetd(args, configured, limits)
+    # systemd (or systemd-socket-activate) bound our sockets: serve those, bind nothing.
+    inherited = inherited_sockets()
+    if inherited:
+        if args.workers > 1:
+            for found in inherited:
+                found.sock.close()
+            raise UsageError(
+                "--workers with socket activation is not supported: systemd passes one socket "
+                "per port, run one serve per socket unit (or bind with serve itself)"
+            )
+        server = Server(
+            [],
+            adopted=adopt_sockets(inherited, configured),
+            limits=limits,
+            narrate=args.verbose > 0,
+        )
+        return run(_serve(server, args), loop=args.loop)
     bindings = plan_bindings(
-        _configured(services, args),
+        configured,
         host=args.host,
         port=single,
         port_base=args.port_base,
@@ -345,16 +477,34 @@ def _run(args: argparse.Namespace) -> int:
         bindings,
         limits=limits,
         narrate=args.verbose > 0,
-        udp_policy=UdpGuard(limits),
         port_sharing="lead" if args.workers > 1 else "none",
     )
-    return run(_serve(server, args), loop=args.loop)
+    if args.metrics is None or args.workers == 1:
+        return run(_serve(server, args), loop=args.loop)
+    # The workers publish their figures here; /metrics adds them up (runtime/metrics.py).
+    with tempfile.TemporaryDirectory(prefix="socketkit-metrics-") as directory:
+        os.environ[PUBLISH_DIR_ENV] = directory
+        os.environ[PUBLISH_LEAD_ENV] = str(os.getpid())
+        try:
+            return run(_serve(server, args), loop=args.loop)
+        finally:
+            os.environ.pop(PUBLISH_DIR_ENV, None)
+            os.environ.pop(PUBLISH_LEAD_ENV, None)
 
 
 async def _serve(server: Server, args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     endpoints = await server.start()
     failure: list[SocketkitError] = []
+    notifier = Notifier()
+    workers_dir = os.environ.get(PUBLISH_DIR_ENV) if args.workers > 1 else None
+    try:
+        stop_metrics = (
+            _start_metrics(args.metrics, server, loop, workers_dir) if args.metrics else None
+        )
+    except BaseException:
+        await server.shutdown(0)
+        raise
 
     def on_failure(exc: SocketkitError) -> None:
         failure.append(exc)
@@ -375,23 +525,24 @@ async def _serve(server: Server, args: argparse.Namespace) -> int:
 
     signals = 0
 
-    def on_signal() -> None:
+    def on_signal(sig: signal.Signals) -> None:
         nonlocal signals
         signals += 1
         if signals == 1:
             # Act first, then say so: with stderr gone (`2>&1 | head`) the
             # line fails, and the stop must not fail with it.
+            notifier.stopping("stopping: letting open connections finish")
             server.request_shutdown()
             pool.stop()
-            _say("socketkit: shutting down (Ctrl-C again to stop at once)")
+            _say(f"socketkit: shutting down ({_AGAIN[sig]})")
         else:
             server.request_shutdown(0)
             pool.stop(now=True)
 
     # Handlers before the workers start and before the table: whoever reads
     # it, or a service manager, may signal us at once.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, on_signal, sig)
     try:
         try:
             await pool.start()
@@ -400,11 +551,20 @@ async def _serve(server: Server, args: argparse.Namespace) -> int:
             raise
         if not signals:
             _announce(endpoints, args.host, loop_name(loop), pool)
-        await server.wait_closed()
+            notifier.ready(_status(endpoints, pool.count))
+        stop_watchdog = _keep_watchdog_fed(loop, notifier)
+        try:
+            await server.wait_closed()
+        finally:
+            stop_watchdog()
+            if stop_metrics is not None:
+                await loop.run_in_executor(None, stop_metrics)
+            if not signals:
+                notifier.stopping()
         pool.stop(now=signals > 1)
         await pool.wait_stopped(server.limits.shutdown_grace)
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
     if failure:
         raise failure[0]
@@ -412,6 +572,172 @@ async def _serve(server: Server, args: argparse.Namespace) -> int:
     workers = f" ({pool.count} workers)" if pool.count > 1 else ""
     print(f"socketkit: stopped{workers}: {stats.summary()}", flush=True)
     return 0
+
+
+def _access_target(args: argparse.Namespace) -> str | None:
+    target: str | None = args.access_log
+    if target is None or target == "-":
+        return target
+    return os.path.abspath(target)
+
+
+def _configure_access_log(args: argparse.Namespace) -> None:
+    """Open the access log (or turn it off) before anything is served; a bad path is one line."""
+    try:
+        configure_access_log(_access_target(args), fmt=args.log_format)
+    except OSError as exc:
+        raise UsageError(
+            f"--access-log {args.access_log}: cannot open it: {exc.strerror or exc}"
+        ) from None
+
+
+def _metrics_address(text: str) -> Endpoint:
+    """``HOST:PORT``, ``[v6]:PORT`` or a bare ``PORT`` (loopback: safe by default)."""
+    address = parse_endpoint(text, default_host="127.0.0.1")
+    if address.is_unix or address.port is None:
+        raise UsageError(f"bad --metrics {text!r}: expected HOST:PORT or PORT")
+    return address
+
+
+def _start_metrics(
+    text: str, server: Server, loop: asyncio.AbstractEventLoop, workers: str | None
+) -> Callable[[], None]:
+    """Serve /metrics from prometheus-client's HTTP server thread; returns its stop().
+
+    ``workers`` is the directory the ``--workers`` processes publish their
+    figures to (``runtime/metrics.py``): each scrape adds them to this
+    process's own, so the figures cover every process.
+    """
+    address = _metrics_address(text)
+
+    async def gather() -> list[ServiceStatistics]:
+        return [
+            ServiceStatistics(e.service, e.transport, s) for e, s in server.endpoint_statistics()
+        ]
+
+    def snapshot() -> list[ServiceStatistics]:
+        # Read on the loop's own thread: the counters are not shared across threads.
+        own = asyncio.run_coroutine_threadsafe(gather(), loop).result(timeout=5.0)
+        return merge([*own, *(published(workers) if workers else [])])
+
+    try:
+        bound, stop = start_metrics_server(
+            address.host or "127.0.0.1", address.port or 0, StatisticsCollector(snapshot)
+        )
+    except OSError as exc:
+        raise translate_os_error(exc, action="bind", where=f"{address} (--metrics)") from exc
+    where = Endpoint(host=str(bound[0]), port=int(bound[1]))
+    _say(f"socketkit: metrics at http://{where}/metrics")
+    if not _is_loopback(str(bound[0])):
+        _say(f"socketkit: warning: metrics reachable from other machines at {where}")
+    return stop
+
+
+def _run_inetd(args: argparse.Namespace, configured: list[ServiceInfo], limits: Limits) -> int:
+    """``serve SERVICE --inetd``: standard input is the client (nowait) or the UDP socket (wait).
+
+    Standard output and error are inetd's socket too: nothing may be
+    written to them, or the client would read our logs. They are pointed at
+    /dev/null once the socket is taken, so the socket closes when the
+    service is done (and the access log needs ``--access-log FILE``).
+    """
+    if len(configured) != 1:
+        raise UsageError("--inetd serves one service: name it (socketkit serve echo --inetd)")
+    found = inetd_socket(0)
+    if found is None:
+        raise UsageError(
+            "--inetd: standard input is not a connected stream socket or a datagram socket "
+            "(run it from inetd or xinetd)"
+        )
+    info = configured[0]
+    if (found.mode == "wait" and info.datagram is None) or (
+        found.mode == "nowait" and info.stream is None
+    ):
+        found.sock.close()
+        kind = "a datagram" if found.mode == "wait" else "a stream"
+        raise UsageError(f"--inetd: {info.name} has no form for {kind} socket")
+    _detach_stdio()
+    server = Server([], limits=limits, narrate=args.verbose > 0)
+    return run(_serve_inetd(server, info, found), loop=args.loop)
+
+
+def _detach_stdio() -> None:
+    devnull = os.open(os.devnull, os.O_RDWR)
+    try:
+        for fd in (0, 1, 2):
+            if fd == 2 and not _is_socket(2):
+                continue
+            os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+def _is_socket(fd: int) -> bool:
+    try:
+        return stat.S_ISSOCK(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+
+
+async def _serve_inetd(server: Server, info: ServiceInfo, found: InetdSocket) -> int:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, server.request_shutdown)
+    try:
+        await server.serve_inetd(info, found)
+        if found.mode == "nowait":
+            while server.open_connections and not await server.wait_connections_closed(60.0):
+                pass  # the connection's own idle timeout bounds this
+        else:
+            # inetd waits for us to exit before it listens again: leave once
+            # a whole --idle-timeout passed without a datagram (0: never).
+            idle = server.limits.idle_timeout
+            seen = -1
+            while (now := server.statistics().datagrams_received) != seen:
+                seen = now
+                try:
+                    await asyncio.wait_for(asyncio.shield(server.wait_closed()), idle)
+                    break  # a signal asked for the shutdown
+                except TimeoutError:
+                    continue
+        await server.shutdown()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return 0
+
+
+def _status(endpoints: list[BoundEndpoint], processes: int) -> str:
+    """The STATUS= line ``systemctl status`` shows: what is served, by how many processes."""
+    served = ", ".join(f"{e.service}/{e.transport} {e.address}" for e in endpoints[:8])
+    more = f" and {len(endpoints) - 8} more" if len(endpoints) > 8 else ""
+    workers = f" ({processes} processes)" if processes > 1 else ""
+    return f"serving{workers} {served}{more}"
+
+
+def _keep_watchdog_fed(loop: asyncio.AbstractEventLoop, notifier: Notifier) -> Callable[[], None]:
+    """Send WATCHDOG=1 every half WatchdogSec= from the event loop itself.
+
+    Why the loop and not a thread: a loop that is stuck must stop the pings,
+    so the service manager restarts a server that no longer serves.
+    """
+    interval = notifier.watchdog_interval()
+    if interval is None:
+        return lambda: None
+    handle: asyncio.TimerHandle | None = None
+
+    def ping() -> None:
+        nonlocal handle
+        notifier.watchdog()
+        handle = loop.call_later(interval, ping)
+
+    ping()
+
+    def stop() -> None:
+        if handle is not None:
+            handle.cancel()
+
+    return stop
 
 
 def _say(line: str) -> None:

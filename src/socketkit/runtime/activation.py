@@ -25,15 +25,21 @@ import fcntl
 import os
 import socket
 import stat
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from socketkit.endpoints import Endpoint, Transport
+from socketkit.errors import UsageError
+from socketkit.protocols import ServiceInfo, service_names
+from socketkit.runtime.bind import Binding, BoundEndpoint, BoundSocket
 
 __all__ = [
     "SD_LISTEN_FDS_START",
     "InetdSocket",
     "InheritedSocket",
     "Notifier",
+    "adopt_sockets",
     "inetd_socket",
     "inherited_sockets",
 ]
@@ -242,3 +248,90 @@ def inetd_socket(fd: int = 0) -> InetdSocket | None:
         return InetdSocket(sock, "nowait", sock.family, sock.type, peer)
     sock.close()
     return None
+
+
+# -- adopting inherited sockets into the server ---------------------------------
+
+
+def adopt_sockets(
+    found: Sequence[InheritedSocket], services: Sequence[ServiceInfo]
+) -> list[BoundSocket]:
+    """Turn passed sockets into ``BoundSocket``s the ``Server`` serves as its own.
+
+    Which service a socket serves: its name (``FileDescriptorName=echo``; a
+    unit's default name ``socketkit-echo.socket`` works too) when that names
+    one of ``services``; otherwise the next of ``services`` in order (all of
+    them, when only one service is given). Why not guess from the port: the
+    operator chose the port, and port 7 on the real network is port 10007 on
+    a test box. A socket that cannot be served (a connected socket from
+    ``Accept=yes``, a Unix datagram socket, a service without that
+    transport) is a ``UsageError`` naming it, before anything is served.
+    """
+    by_name = {info.name: info for info in services}
+    unnamed = 0
+    adopted: list[BoundSocket] = []
+    for inherited in found:
+        info = by_name.get(_service_name(inherited.name))
+        if info is None:
+            if inherited.name != "unknown" and _service_name(inherited.name) in _all_names():
+                raise UsageError(
+                    f"socket fd {inherited.fd} is named {inherited.name!r}, a service this "
+                    f"serve was not asked to run - add it to the service list"
+                )
+            if len(services) == 1:
+                info = services[0]
+            elif unnamed < len(services):
+                info = services[unnamed]
+            else:
+                raise UsageError(
+                    f"socket fd {inherited.fd} ({inherited.name}) names no service and the "
+                    f"service list has only {len(services)} - set FileDescriptorName= to a "
+                    "service name"
+                )
+            unnamed += 1
+        adopted.append(_adopt(inherited, info))
+    return adopted
+
+
+def _service_name(name: str) -> str:
+    """``echo`` for ``echo``, ``socketkit-echo.socket`` and ``echo.socket``."""
+    return name.removesuffix(".socket").rpartition("-")[2]
+
+
+def _all_names() -> set[str]:
+    return set(service_names())
+
+
+def _adopt(inherited: InheritedSocket, info: ServiceInfo) -> BoundSocket:
+    sock, where = inherited.sock, f"socket fd {inherited.fd} ({inherited.name})"
+    transport: Transport
+    if sock.type == socket.SOCK_STREAM and inherited.listening:
+        transport = "unix" if sock.family == socket.AF_UNIX else "tcp"
+    elif sock.type == socket.SOCK_DGRAM and sock.family in (socket.AF_INET, socket.AF_INET6):
+        transport = "udp"
+    else:
+        raise UsageError(
+            f"{where} is a {socket.SocketKind(sock.type).name} "
+            f"{socket.AddressFamily(sock.family).name} socket"
+            f"{'' if inherited.listening else ' that is not listening'}: serve adopts "
+            "listening TCP and Unix stream sockets and UDP sockets (use Accept=no)"
+        )
+    if (transport == "udp" and info.datagram is None) or (
+        transport != "udp" and info.stream is None
+    ):
+        raise UsageError(f"{where}: {info.name} has no {transport.upper()} form")
+    sock.setblocking(False)
+    address = inherited.address
+    if transport == "unix":
+        path = address if isinstance(address, str) else os.fsdecode(address or b"")
+        binding = Binding(info, "unix", path=path)
+        endpoint = BoundEndpoint(info.name, "unix", Endpoint(path=path), "Unix")
+    else:
+        host, port = str(address[0]), int(address[1])
+        family = "IPv4"
+        if sock.family == socket.AF_INET6:
+            v6only = sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+            family = "IPv6" if v6only else "IPv4+IPv6"
+        binding = Binding(info, transport, host, port)
+        endpoint = BoundEndpoint(info.name, transport, Endpoint(host=host, port=port), family)
+    return BoundSocket(binding, sock, endpoint)

@@ -48,6 +48,19 @@ class ConnectionTable:
             )
         return ""
 
+    def full(self, waiting: int = 0) -> str:
+        """Why no connection at all may start now, counting ``waiting`` not yet admitted ("" if one may).
+
+        Why apart from ``refusal``: behind a load balancer the real source is
+        known only once the PROXY header arrived; until then only the total
+        cap can be checked, and connections still sending their header count
+        against it, so a flood of silent connections cannot pile up.
+        """
+        limits = self._limits
+        if len(self._active) + waiting >= limits.max_connections:
+            return f"{limits.max_connections} connections open (limit max_connections)"
+        return ""
+
     def add(self, conn: Connection) -> None:
         self._active.add(conn)
         self._per_source[conn.source] += 1

@@ -64,6 +64,9 @@ class Connection(asyncio.BaseProtocol, ABC):
     closed: asyncio.Future[None]
     bytes_in: int
     bytes_out: int
+    ended: str | None = None
+    """Why the server ended it, in the access log's word (``idle_timeout``,
+    ``aborted``); None while open, or when the client ended it."""
 
     @abstractmethod
     def close(self) -> None:
@@ -106,6 +109,8 @@ class TransportConnection(Connection):
         if self._transport is not None and not self._aborted and not self.closed.done():
             self._aborted = True
             self._closing = True
+            if self.ended is None:
+                self.ended = "aborted"
             self._counters.connections_aborted += 1
             self._transport.abort()
 
@@ -178,6 +183,7 @@ class IdleWatch:
             idle,
             self._timeout,
         )
+        conn.ended = "idle_timeout"
         if conn.pending_output():
             conn.abort()
         else:

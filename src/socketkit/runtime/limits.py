@@ -7,6 +7,7 @@ or the machine, while leaving room for a lab full of students.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from dataclasses import dataclass
 
@@ -102,6 +103,13 @@ class Limits:
             raise UsageError("bad limits: write_buffer_low must be between 0 and write_buffer_high")
         if self.idle_timeout is not None and self.idle_timeout <= 0:
             raise UsageError("bad limit idle_timeout: give seconds > 0, or None for no timeout")
+        for cidr in self.proxy_from:
+            try:
+                ipaddress.ip_network(cidr.strip(), strict=False)
+            except ValueError:
+                raise UsageError(
+                    f"bad limit proxy_from: {cidr!r} is not an address or CIDR such as 10.0.0.0/8"
+                ) from None
         if not (math.isfinite(self.proxy_timeout) and self.proxy_timeout > 0):
             raise UsageError("bad limit proxy_timeout: give seconds > 0")
         if self.shutdown_grace < 0:

@@ -22,12 +22,15 @@ from collections.abc import Callable
 from typing import Any
 
 from socketkit.endpoints import format_sockaddr
+from socketkit.logs import AccessRecord, access_log_enabled, log_access
 from socketkit.protocols import ServiceInfo
+from socketkit.protocols.proxy import ProxyAccepted
 from socketkit.runtime.admission import ConnectionTable
 from socketkit.runtime.bind import BoundEndpoint, unlink_socket
 from socketkit.runtime.connection import Connection
 from socketkit.runtime.limits import Limits
 from socketkit.runtime.mirror import MIRROR_MIN_CHUNK, MirrorConnection
+from socketkit.runtime.proxied import HeaderReader, ProxyTrust, deliver, drain_and_close
 from socketkit.runtime.stats import Counters, ServerStatistics
 from socketkit.runtime.stream import StreamConnection
 from socketkit.runtime.timers import Cancellable, Timers
@@ -40,6 +43,11 @@ ACCEPT_BACKOFF = 0.1
 """Seconds the accept loop pauses after EMFILE and its kin."""
 _WARNING_EVERY = 5.0
 """Seconds between repeated warnings about the same accept trouble."""
+_PROXY_REASONS = {
+    "proxy_untrusted": "it may not send a PROXY header (not in proxy_from)",
+    "proxy_invalid": "malformed PROXY header",
+    "proxy_missing": "no complete PROXY header in time",
+}
 _CAPACITY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 
 
@@ -49,7 +57,7 @@ class Listener:
     def __init__(
         self,
         info: ServiceInfo,
-        sock: socket.socket,
+        sock: socket.socket | None,
         endpoint: BoundEndpoint,
         *,
         limits: Limits,
@@ -57,8 +65,11 @@ class Listener:
         timers: Timers,
         clock: Callable[[], float],
         narrate: bool = False,
+        owns_path: bool = True,
     ) -> None:
         self.info = info
+        self._owns_path = owns_path
+        """False for a Unix socket a service manager bound: its file is not ours to remove."""
         self.sock = sock
         self.endpoint = endpoint
         self.label = f"{info.name}/{endpoint.transport} {endpoint.address}"
@@ -78,6 +89,13 @@ class Listener:
         self._last_warning = -_WARNING_EVERY
         self._pending: set[asyncio.Task[None]] = set()
         self._new_connection = self._choose_connection()
+        self._proxy = limits.proxy_protocol and endpoint.transport == "tcp"
+        self._trust = ProxyTrust.parse(limits.proxy_from)
+        self._awaiting: set[HeaderReader] = set()
+        """Accepted sockets still sending their PROXY header (not yet connections)."""
+        self._access = access_log_enabled()
+        self._opened: dict[Connection, tuple[float, Any]] = {}
+        """Each open connection's start and client address, for its access-log line."""
 
     def _choose_connection(self) -> Callable[[str, str], Connection]:
         stream = self.info.stream
@@ -94,7 +112,7 @@ class Listener:
     # -- life cycle -----------------------------------------------------------------
 
     def start(self) -> None:
-        if not self._closed and not self._reading:
+        if self.sock is not None and not self._closed and not self._reading:
             self._loop.add_reader(self.sock.fileno(), self._on_readable)
             self._reading = True
 
@@ -105,14 +123,18 @@ class Listener:
         self._closed = True
         if self._backoff is not None:
             self._backoff.cancel()
-        if self._reading:
-            self._loop.remove_reader(self.sock.fileno())
-            self._reading = False
-        self.sock.close()
-        if self.endpoint.transport == "unix" and self.endpoint.address.path:
+        if self.sock is not None:
+            if self._reading:
+                self._loop.remove_reader(self.sock.fileno())
+                self._reading = False
+            self.sock.close()
+        if self.endpoint.transport == "unix" and self.endpoint.address.path and self._owns_path:
             unlink_socket(self.endpoint.address.path)
         for task in list(self._pending):
             task.cancel()
+        for reader in list(self._awaiting):
+            reader.cancel()
+        self._awaiting.clear()
 
     def statistics(self) -> ServerStatistics:
         """This listener's counters, with its open connections."""
@@ -125,13 +147,33 @@ class Listener:
         if not conn.closed.done():
             self._open -= 1
         self._table.release(conn)
+        opened = self._opened.pop(conn, None)
+        if opened is not None and self._access:
+            start, addr = opened
+            ended = conn.ended or ("shutdown" if self._table.closing else "closed")
+            self._log_access(addr, conn.bytes_in, conn.bytes_out, start, ended)
+
+    def _log_access(
+        self, addr: Any, bytes_in: int, bytes_out: int, start: float, ended: str
+    ) -> None:
+        log_access(
+            AccessRecord(
+                addr,
+                self.info.name,
+                self.endpoint.transport,
+                bytes_in,
+                bytes_out,
+                self.timers.now() - start,
+                ended,
+            )
+        )
 
     # -- accepting ----------------------------------------------------------------
 
     def _on_readable(self) -> None:
         for _ in range(self.limits.accept_batch):
             try:
-                conn, addr = self.sock.accept()
+                conn, addr = self.sock.accept()  # type: ignore[union-attr]
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -158,11 +200,74 @@ class Listener:
             exc.strerror,
             ACCEPT_BACKOFF * 1000,
         )
-        self._loop.remove_reader(self.sock.fileno())
+        self._loop.remove_reader(self.sock.fileno())  # type: ignore[union-attr]
         self._reading = False
         self._backoff = self.timers.call_later(ACCEPT_BACKOFF, self.start)
 
+    def admit(self, sock: socket.socket, addr: Any) -> None:
+        """Serve a connection accepted elsewhere (inetd's ``nowait``: standard input).
+
+        Why through the listener: the one admission path (caps, counters,
+        access log, the connection class) serves it like any accepted client.
+        A listener made for this has no socket of its own (``sock=None``).
+        """
+        self._admit(sock, addr)
+
     def _admit(self, sock: socket.socket, addr: Any) -> None:
+        table = self._table
+        if table.closing or self._closed:
+            sock.close()
+            return
+        if self._proxy:
+            why = table.full(len(self._awaiting))
+            if why:
+                self.counters.connections_refused += 1
+                log.warning("%s: refused %s: %s", self.label, format_sockaddr(addr), why)
+                sock.close()
+                return
+            sock.setblocking(False)
+            reader = HeaderReader(
+                sock,
+                addr,
+                trusted=self._trust.allows(addr),
+                timeout=self.limits.proxy_timeout,
+                timers=self.timers,
+                done=self._header_done,
+            )
+            self._awaiting.add(reader)
+            return
+        self._admit_as(sock, addr, b"")
+
+    def _header_done(self, reader: HeaderReader, header: ProxyAccepted | None, reason: str) -> None:
+        """The PROXY header is in (serve the real client) or refused (close and count)."""
+        self._awaiting.discard(reader)
+        if header is None:
+            setattr(self.counters, reason, getattr(self.counters, reason) + 1)
+            log.info(
+                "%s: closed %s before its service: %s",
+                self.label,
+                format_sockaddr(reader.addr),
+                _PROXY_REASONS.get(reason, reason),
+            )
+            if self._access:
+                self._log_access(reader.addr, 0, 0, reader.started, "proxy_rejected")
+            drain_and_close(reader.sock)
+            return
+        addr = reader.addr
+        if header.command == "PROXY" and header.source is not None:
+            addr = header.source
+        if self.narrate:
+            log.info(
+                "%s: PROXY v%d header from %s: the client is %s",
+                self.label,
+                header.version,
+                format_sockaddr(reader.addr),
+                format_sockaddr(addr),
+            )
+        self._admit_as(reader.sock, addr, header.rest)
+
+    def _admit_as(self, sock: socket.socket, addr: Any, rest: bytes) -> None:
+        """Admit a client under its real address; ``rest`` is input already read."""
         peer = format_sockaddr(addr)
         source = "unix" if self.endpoint.transport == "unix" else peer.rpartition(":")[0]
         table = self._table
@@ -185,13 +290,17 @@ class Listener:
         table.add(conn)
         self._open += 1
         self.counters.connections_served += 1
-        task = self._loop.create_task(self._connect(sock, conn))
+        if self._access:
+            self._opened[conn] = (self.timers.now(), addr)
+        task = self._loop.create_task(self._connect(sock, conn, rest))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _connect(self, sock: socket.socket, conn: Connection) -> None:
+    async def _connect(self, sock: socket.socket, conn: Connection, rest: bytes = b"") -> None:
         try:
             await self._loop.connect_accepted_socket(lambda: conn, sock)
+            if rest:
+                deliver(conn, rest)
         except (OSError, asyncio.CancelledError) as exc:
             sock.close()
             conn.report()  # it may have moved bytes already: counted before it leaves

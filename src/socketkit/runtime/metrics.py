@@ -4,9 +4,11 @@ The runtime keeps its counters in ``ServerStatistics``; this module does not
 count anything itself. A ``StatisticsCollector`` calls a ``snapshot()``
 function at scrape time and turns each (service, transport, statistics)
 item into samples, so the figures are exactly the ones the shutdown summary
-prints. For ``serve --workers`` the caller passes a snapshot that already sums
-the workers (one item per service and transport, whichever process served
-it); this module never adds up processes, so nothing can be counted twice.
+prints. For ``serve --workers`` each worker publishes its own figures to a file
+(``publish``, every ``PUBLISH_INTERVAL`` seconds and at its shutdown), and
+the first process's snapshot adds them to its own (``published``,
+``merge``): one item per service and transport, whichever process served
+it, each process counted once.
 
 Metric names (all carry ``service`` and ``transport`` labels):
 
@@ -28,21 +30,30 @@ A ``ServerStatistics`` field not in the tables below is still exported, as
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import start_wsgi_server
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from socketkit.runtime.stats import ServerStatistics
+from socketkit.runtime.stats import ServerStatistics, combine_statistics
 
 __all__ = [
+    "PUBLISH_DIR_ENV",
+    "PUBLISH_INTERVAL",
+    "PUBLISH_LEAD_ENV",
     "LabelledStatistics",
     "ServiceStatistics",
     "StatisticsCollector",
+    "merge",
+    "publish",
+    "published",
+    "publishing_directory",
     "start_metrics_server",
 ]
 
@@ -104,6 +115,11 @@ _LABELLED: dict[str, tuple[str, str, dict[str, str]]] = {
             "datagrams_rate_limited": "rate_limited",
             "datagrams_dropped": "service",
         },
+    ),
+    "socketkit_proxy_rejected": (
+        "Connections closed before their service for their PROXY header, by reason.",
+        "reason",
+        {"proxy_untrusted": "untrusted", "proxy_invalid": "invalid", "proxy_missing": "missing"},
     ),
     "socketkit_udp_replies_limited": (
         "UDP replies cut or not sent by the amplification budget.",
@@ -199,3 +215,98 @@ def start_metrics_server(
         thread.join(timeout=5.0)
 
     return address, stop
+
+
+# -- serve --workers: each worker publishes its figures, the first process sums them --
+
+PUBLISH_DIR_ENV = "SOCKETKIT_METRICS_DIR"
+"""A directory where worker processes publish their figures (set by ``serve --metrics``)."""
+PUBLISH_LEAD_ENV = "SOCKETKIT_METRICS_LEAD"
+"""The pid of the process that serves /metrics (it reads, never publishes)."""
+PUBLISH_INTERVAL = 0.25
+"""Seconds between a worker's publications: how stale a scrape's worker figures may be."""
+
+
+def publishing_directory() -> str | None:
+    """Where this process publishes its figures, or None (not a worker of ``--metrics``).
+
+    Why files and not a pipe to the first process: the worker processes are
+    started and supervised by ``runtime/workers.py``, whose channel carries
+    their life cycle only; a file per worker, replaced atomically, needs no
+    protocol, survives a worker that dies (its counters stay counted), and
+    is the same shape as prometheus-client's own multiprocess mode.
+    """
+    directory = os.environ.get(PUBLISH_DIR_ENV)
+    if not directory or os.environ.get(PUBLISH_LEAD_ENV) == str(os.getpid()):
+        return None
+    return directory
+
+
+def publish(directory: str, items: Iterable[LabelledStatistics]) -> None:
+    """Write this process's figures to ``directory/worker-PID.json`` atomically (rename)."""
+    data = [
+        {"service": i.service, "transport": i.transport, "statistics": asdict(i.statistics)}
+        for i in items
+    ]
+    path = os.path.join(directory, f"worker-{os.getpid()}.json")
+    temporary = f"{path}.tmp"
+    try:
+        with open(temporary, "w", encoding="utf-8") as out:
+            json.dump(data, out)
+        os.replace(temporary, path)
+    except OSError:
+        pass  # the first process went away with its directory; nothing to tell
+
+
+def published(directory: str) -> list[ServiceStatistics]:
+    """Every worker's last publication; a worker no longer running counts 0 connections open."""
+    found: list[ServiceStatistics] = []
+    known = {f.name for f in fields(ServerStatistics)}
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return found
+    for name in names:
+        if not (name.startswith("worker-") and name.endswith(".json")):
+            continue
+        try:
+            with open(os.path.join(directory, name), encoding="utf-8") as source:
+                data = json.load(source)
+            pid = int(name[len("worker-") : -len(".json")])
+        except (OSError, ValueError):
+            continue
+        alive = _running(pid)
+        for entry in data if isinstance(data, list) else []:
+            try:
+                values = {k: int(v) for k, v in entry["statistics"].items() if k in known}
+                if not alive:
+                    values["connections_active"] = 0
+                found.append(
+                    ServiceStatistics(
+                        str(entry["service"]), str(entry["transport"]), ServerStatistics(**values)
+                    )
+                )
+            except (KeyError, TypeError, ValueError, AttributeError):
+                continue
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def merge(items: Iterable[LabelledStatistics]) -> list[ServiceStatistics]:
+    """One item per service and transport, the figures summed (endpoints, workers)."""
+    merged: dict[tuple[str, str], list[ServerStatistics]] = {}
+    for item in items:
+        merged.setdefault((item.service, item.transport), []).append(item.statistics)
+    return [
+        ServiceStatistics(service, transport, combine_statistics(parts))
+        for (service, transport), parts in merged.items()
+    ]

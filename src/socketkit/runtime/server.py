@@ -21,13 +21,17 @@ abort what is still open one second later. Every deadline reads one
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import os
 import socket
 import time
 from collections.abc import Callable, Sequence
 
 from socketkit.endpoints import Endpoint, Transport
 from socketkit.errors import UsageError
+from socketkit.protocols import ServiceInfo
+from socketkit.runtime.activation import InetdSocket
 from socketkit.runtime.admission import ConnectionTable
 from socketkit.runtime.bind import (
     Binding,
@@ -42,7 +46,7 @@ from socketkit.runtime.guards import UdpGuard
 from socketkit.runtime.limits import Limits
 from socketkit.runtime.listener import Listener
 from socketkit.runtime.stats import ServerStatistics, combine_statistics
-from socketkit.runtime.timers import LoopTimers, Timers
+from socketkit.runtime.timers import Cancellable, LoopTimers, Timers
 from socketkit.runtime.udp import ReplyPolicy, UdpEndpoint
 
 __all__ = ["Binding", "BoundEndpoint", "PortSharing", "Server", "plan_bindings"]
@@ -58,6 +62,11 @@ class Server:
 
     Use ``async with Server(bindings) as server:`` (binds on entry, shuts down
     gracefully on exit), or ``start()``, ``wait_closed()`` and ``shutdown()``.
+
+    ``adopted`` are sockets a service manager bound (systemd's LISTEN_FDS,
+    see ``activation.adopt_sockets``): served like the ones bound here, never
+    re-bound, never unlinked, never joined by workers. ``serve_inetd()``
+    replaces ``start()`` when inetd passed the one socket on standard input.
 
     ``clock`` is the wall clock the services see (daytime, time); ``timers``
     is the monotonic clock and scheduler behind every deadline (idle
@@ -75,9 +84,8 @@ class Server:
         narrate: bool = False,
         udp_policy: ReplyPolicy | None = None,
         port_sharing: PortSharing = "none",
+        adopted: Sequence[BoundSocket] = (),
     ) -> None:
-        if not bindings:
-            raise UsageError("a server needs at least one binding")
         if port_sharing != "none" and not hasattr(socket, "SO_REUSEPORT"):
             raise UsageError(
                 "sharing a port between processes needs SO_REUSEPORT, which this system "
@@ -85,18 +93,24 @@ class Server:
             )
         self.port_sharing = port_sharing
         self.bindings = list(bindings)
+        self._adopted = list(adopted)
+        """Sockets somebody else bound (systemd's LISTEN_FDS): served, never bound here."""
         self.limits = limits or Limits()
         self.narrate = narrate
         self._clock = clock
         self._timers = timers
         self._udp_policy = udp_policy
         self._table = ConnectionTable(self.limits)
+        self._cut = 0
+        """Connections still open when the grace ran out (counted by the server, not a listener)."""
         self._listeners: list[Listener] = []
         self._udp: list[UdpEndpoint] = []
         self._endpoints: list[BoundEndpoint] = []
         self._concrete: list[Binding] = []
         self._started = False
         self._shutdown_task: asyncio.Task[ServerStatistics] | None = None
+        self._publishing: str | None = None
+        self._publish_timer: Cancellable | None = None
         self._closed: asyncio.Future[None] | None = None
 
     # -- public ---------------------------------------------------------------
@@ -141,30 +155,90 @@ class Server:
 
     def statistics(self) -> ServerStatistics:
         """Every endpoint's figures summed: the shutdown summary."""
-        return combine_statistics(s for _, s in self.endpoint_statistics())
+        summed = combine_statistics(s for _, s in self.endpoint_statistics())
+        return dataclasses.replace(summed, connections_cut=summed.connections_cut + self._cut)
 
     async def start(self) -> list[BoundEndpoint]:
         """Bind every endpoint and start serving; raises our errors, binds nothing then."""
-        if self._started:
-            raise UsageError("this server was already started")
-        self._started = True
-        loop = asyncio.get_running_loop()
-        self._closed = loop.create_future()
-        timers = self._timers = self._timers or LoopTimers(loop)
-        if self._udp_policy is None:
-            # Safe by default: the UDP guards apply unless a caller chooses otherwise.
-            self._udp_policy = UdpGuard(self.limits, clock=timers.now)
-        bound = await bind_all(
-            self.bindings, self.limits.backlog, self.port_sharing, narrate=self.narrate
+        if not self.bindings and not self._adopted:
+            raise UsageError("a server needs at least one binding")
+        timers, policy = self._begin()
+        bound = (
+            await bind_all(
+                self.bindings, self.limits.backlog, self.port_sharing, narrate=self.narrate
+            )
+            if self.bindings
+            else []
         )
         try:
+            for b in self._adopted:
+                self._serve(b, timers, policy, adopted=True)
             for b in bound:
-                self._serve(b, timers, self._udp_policy)
+                self._serve(b, timers, policy)
         except BaseException:
             self._stop_listening()
             close_bound(bound)
             raise
+        self._start_publishing(timers)
         return self.endpoints
+
+    async def serve_inetd(self, info: ServiceInfo, found: InetdSocket) -> None:
+        """Serve what inetd passed on standard input instead of binding anything.
+
+        ``nowait`` (a connected stream socket): the one connection, through a
+        listener without a socket of its own; ``wait`` (a datagram socket): a
+        ``UdpEndpoint`` reading it until the caller sees it idle. Call instead
+        of ``start()``; ``shutdown()`` ends it as usual.
+        """
+        timers, policy = self._begin()
+        sock = found.sock
+        local = sock.getsockname()
+        family = (
+            "Unix"
+            if sock.family == socket.AF_UNIX
+            else ("IPv6" if sock.family == socket.AF_INET6 else "IPv4")
+        )
+        if found.mode == "wait":
+            address = Endpoint(host=str(local[0]), port=int(local[1]))
+            endpoint = BoundEndpoint(info.name, "udp", address, family)
+            self._serve(
+                BoundSocket(
+                    Binding(info, "udp", address.host or "", address.port or 0), sock, endpoint
+                ),
+                timers,
+                policy,
+                adopted=True,
+            )
+            return
+        if sock.family == socket.AF_UNIX:
+            endpoint = BoundEndpoint(info.name, "unix", Endpoint(path=str(local or "")), family)
+        else:
+            endpoint = BoundEndpoint(
+                info.name, "tcp", Endpoint(host=str(local[0]), port=int(local[1])), family
+            )
+        listener = Listener(
+            info,
+            None,
+            endpoint,
+            limits=self.limits,
+            table=self._table,
+            timers=timers,
+            clock=self._clock,
+            narrate=self.narrate,
+            owns_path=False,
+        )
+        self._listeners.append(listener)
+        self._endpoints.append(endpoint)
+        listener.admit(sock, found.peer)
+
+    @property
+    def open_connections(self) -> int:
+        """Stream connections open now (inetd's ``nowait`` serves until this is 0)."""
+        return len(self._table)
+
+    async def wait_connections_closed(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for every open connection to end; True if they did."""
+        return await self._table.wait_closed(self.timers, timeout)
 
     async def wait_closed(self) -> None:
         """Wait until a shutdown has finished."""
@@ -196,7 +270,22 @@ class Server:
 
     # -- internals ------------------------------------------------------------
 
-    def _serve(self, bound: BoundSocket, timers: Timers, policy: ReplyPolicy) -> None:
+    def _begin(self) -> tuple[Timers, ReplyPolicy]:
+        """What every way of starting shares: once only, the timers, the default UDP guard."""
+        if self._started:
+            raise UsageError("this server was already started")
+        self._started = True
+        loop = asyncio.get_running_loop()
+        self._closed = loop.create_future()
+        timers = self._timers = self._timers or LoopTimers(loop)
+        if self._udp_policy is None:
+            # Safe by default: the UDP guards apply unless a caller chooses otherwise.
+            self._udp_policy = UdpGuard(self.limits, clock=timers.now)
+        return timers, self._udp_policy
+
+    def _serve(
+        self, bound: BoundSocket, timers: Timers, policy: ReplyPolicy, *, adopted: bool = False
+    ) -> None:
         info, ep = bound.binding.info, bound.endpoint
         if ep.transport == "udp":
             assert info.datagram is not None
@@ -221,11 +310,12 @@ class Server:
                 timers=timers,
                 clock=self._clock,
                 narrate=self.narrate,
+                owns_path=not adopted,
             )
             listener.start()
             self._listeners.append(listener)
         self._endpoints.append(ep)
-        if ep.transport != "unix":
+        if ep.transport != "unix" and not adopted:
             self._concrete.append(
                 Binding(
                     info,
@@ -247,6 +337,7 @@ class Server:
         if len(table):
             if grace > 0:
                 log.info("grace over: closing %d connection(s) still open", len(table))
+            self._cut += len(table)
             for conn in table:
                 conn.stop_reading()
                 conn.close()
@@ -256,9 +347,43 @@ class Server:
         # Let the closed transports' callbacks run before the loop may end.
         await asyncio.sleep(0)
         stats = self.statistics()
+        self._publish(final=True)
         if self._closed is not None and not self._closed.done():
             self._closed.set_result(None)
         return stats
+
+    def _start_publishing(self, timers: Timers) -> None:
+        """A ``serve --workers --metrics`` worker: publish its figures for the first process.
+
+        Only when the environment names a directory (``runtime/metrics.py``),
+        so a plain server imports nothing more and writes nothing.
+        """
+        if "SOCKETKIT_METRICS_DIR" not in os.environ:
+            return
+        from socketkit.runtime.metrics import PUBLISH_INTERVAL, publishing_directory
+
+        self._publishing = publishing_directory()
+        if self._publishing is None:
+            return
+
+        def tick() -> None:
+            self._publish()
+            self._publish_timer = timers.call_later(PUBLISH_INTERVAL, tick)
+
+        tick()
+
+    def _publish(self, *, final: bool = False) -> None:
+        if self._publishing is None:
+            return
+        from socketkit.runtime.metrics import ServiceStatistics, publish
+
+        if final and self._publish_timer is not None:
+            self._publish_timer.cancel()
+            self._publish_timer = None
+        publish(
+            self._publishing,
+            [ServiceStatistics(e.service, e.transport, s) for e, s in self.endpoint_statistics()],
+        )
 
     def _stop_listening(self) -> None:
         self._table.closing = True

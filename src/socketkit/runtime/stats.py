@@ -20,6 +20,8 @@ class ServerStatistics:
     """Closed by the idle timeout."""
     connections_aborted: int = 0
     """Closed with pending output: a client that stopped reading, or the grace ran out."""
+    connections_cut: int = 0
+    """Still open when the shutdown grace ran out: closed by us, not finished by the client."""
     bytes_received: int = 0
     bytes_sent: int = 0
     datagrams_received: int = 0
@@ -37,6 +39,12 @@ class ServerStatistics:
     """UDP replies not sent because they did not fit the amplification budget."""
     accept_errors: int = 0
     """accept() failures such as EMFILE, each followed by a short back-off."""
+    proxy_untrusted: int = 0
+    """--proxy-protocol: connections closed because their peer is not in --proxy-from."""
+    proxy_invalid: int = 0
+    """--proxy-protocol: connections closed for a malformed, oversized or truncated header."""
+    proxy_missing: int = 0
+    """--proxy-protocol: connections closed with no complete header in time (or before EOF)."""
 
     def summary(self) -> str:
         """One line for people."""
@@ -51,12 +59,16 @@ class ServerStatistics:
             "connections_refused",
             "connections_timed_out",
             "connections_aborted",
+            "connections_cut",
             "datagrams_dropped",
             "datagrams_refused",
             "datagrams_rate_limited",
             "replies_trimmed",
             "replies_over_budget",
             "accept_errors",
+            "proxy_untrusted",
+            "proxy_invalid",
+            "proxy_missing",
         ):
             value = getattr(self, name)
             if value:
@@ -85,6 +97,7 @@ class Counters:
     connections_refused: int
     connections_timed_out: int
     connections_aborted: int
+    connections_cut: int
     bytes_received: int
     bytes_sent: int
     datagrams_received: int
@@ -95,6 +108,9 @@ class Counters:
     replies_trimmed: int
     replies_over_budget: int
     accept_errors: int
+    proxy_untrusted: int
+    proxy_invalid: int
+    proxy_missing: int
 
 
 def combine_statistics(parts: Iterable[ServerStatistics]) -> ServerStatistics:

@@ -32,6 +32,7 @@ from typing import Any
 
 from socketkit.display import escape_payload
 from socketkit.endpoints import format_sockaddr
+from socketkit.logs import AccessRecord, access_log_enabled, log_access
 from socketkit.protocols.base import DatagramService
 from socketkit.protocols.budget import BudgetedDatagramService
 from socketkit.runtime.bind import BoundEndpoint
@@ -87,12 +88,14 @@ class UdpEndpoint:
         self._view = memoryview(self._buffer)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fd = -1
+        self._access = False
 
     def start(self) -> None:
         """Start serving on the running loop."""
         self._sock.setblocking(False)
         self._loop = asyncio.get_running_loop()
         self._fd = self._sock.fileno()
+        self._access = access_log_enabled()
         if self._guard is not None:
             sockname = self._sock.getsockname()
             if isinstance(sockname, tuple) and len(sockname) >= 2:
@@ -123,6 +126,7 @@ class UdpEndpoint:
         view = self._view
         counters = self.counters
         narrate = self._narrate
+        access = self._access
         answer = self._answer
         received = bytes_in = sent = bytes_out = 0
         now = self._clock()  # one reading per wake-up: the batch takes well under 1 ms
@@ -147,6 +151,7 @@ class UdpEndpoint:
                         format_sockaddr(addr),
                         escape_payload(data),
                     )
+                replied = replies = 0
                 for reply in answer(data, addr, now):
                     try:
                         send(reply, addr)
@@ -159,6 +164,8 @@ class UdpEndpoint:
                         continue
                     sent += 1
                     bytes_out += len(reply)
+                    replied += len(reply)
+                    replies += 1
                     if narrate:
                         log.info(
                             "%s: sent datagram of %d bytes to %s: %s",
@@ -167,11 +174,32 @@ class UdpEndpoint:
                             format_sockaddr(addr),
                             escape_payload(reply),
                         )
+                if access:
+                    self._log_access(addr, n, replied, replies > 0)
         finally:
             counters.datagrams_received += received
             counters.bytes_received += bytes_in
             counters.datagrams_sent += sent
             counters.bytes_sent += bytes_out
+
+    def _log_access(self, addr: Any, bytes_in: int, bytes_out: int, answered: bool) -> None:
+        """One access-log line per datagram (UDP has no connection to sum up).
+
+        ``ended`` says whether anything went back: ``answered``, or
+        ``no_reply`` (discard, a guard, the rate limit or the budget said no).
+        """
+        endpoint = self.endpoint
+        log_access(
+            AccessRecord(
+                addr,
+                endpoint.service if endpoint else self.label.partition("/")[0],
+                "udp",
+                bytes_in,
+                bytes_out,
+                0.0,
+                "answered" if answered else "no_reply",
+            )
+        )
 
     def _answer(self, data: bytes, addr: Any, now: float) -> list[bytes]:
         """The replies that may be sent for one datagram: the one guarded path."""

@@ -44,7 +44,6 @@ from typing import Any
 
 from socketkit.errors import SocketkitError, TimedOut, UsageError, WorkerFailed
 from socketkit.runtime.bind import Binding
-from socketkit.runtime.guards import UdpGuard
 from socketkit.runtime.limits import Limits
 from socketkit.runtime.loop import run
 from socketkit.runtime.server import Server
@@ -374,7 +373,6 @@ async def _serve(spec: _Spec, conn: Connection) -> None:
         spec.bindings,
         limits=spec.limits,
         narrate=spec.narrate,
-        udp_policy=UdpGuard(spec.limits),
         port_sharing="join",
     )
     await server.start()
