@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import resource
 import socket
@@ -15,7 +17,10 @@ import pytest
 from socketkit import Binding, Endpoint, Limits, RelayOptions, Server, relay, serve_in_thread
 from socketkit.client.connect import _race, interleave
 from socketkit.errors import ConnectionRefused
+from socketkit.runtime import ManualTimers
+from socketkit.runtime.connection import IDLE_CHECKS
 from tests.support import TIMEOUT, closed_port, recv_exactly, stalled_listener
+from tests.virtual_time import loop_turns
 
 Run = Callable[[Callable[[], Awaitable[Any]]], Any]
 
@@ -214,34 +219,76 @@ def test_refused_endpoint_for_relay(arun: Run) -> None:
     arun(main)
 
 
-def test_a_pipelining_sum_client_is_paced_and_others_are_served() -> None:
+def test_a_pipelining_sum_client_is_paced_and_others_are_served(arun: Run) -> None:
     """One client pipelining requests without reading its replies is throttled by
     back-pressure (reading stops while its answers wait), and another client is
     answered meanwhile.
 
     Before, sum answered every line past a cap inside the read callback: the
     flooder was never slowed and the others waited for seconds.
+
+    No "sending blocked for a second" check: the idle watch, on virtual time,
+    is the witness. Time moves one idle check per round of real I/O; the
+    server can only time the flooder out once it read nothing from it for a
+    whole idle timeout, while the flooder still had requests to send.
     """
     cap = 128 * 1024 * 1024
-    with serve_in_thread("sum", udp=False) as server:
-        ep = server.address("sum", "tcp")
-        flooder = socket.create_connection((ep.host, ep.port), timeout=TIMEOUT)
-        try:
+    idle = 300.0
+    clock = ManualTimers()
+
+    async def main() -> None:
+        limits = Limits(idle_timeout=idle, shutdown_grace=0)
+        async with Server(
+            [Binding("sum", "tcp", "127.0.0.1", 0)], limits=limits, timers=clock
+        ) as server:
+            ep = server.address("sum", "tcp")
+            loop = asyncio.get_running_loop()
+            flooder = socket.socket()
             flooder.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-            flooder.settimeout(1.0)  # sending blocks this long => the server stopped reading
-            block = b"1 1\n" * (256 * 1024)  # 1 MiB of requests
+            flooder.setblocking(False)
             sent = 0
+
+            async def flood() -> None:
+                nonlocal sent
+                # 1 MiB of requests, each answered with 25 bytes ("ERR expected two
+                # numbers"): the replies back up after a few MiB, not tens of them.
+                block = b"\n" * (1024 * 1024)
+                with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+                    while sent < cap:
+                        await loop.sock_sendall(flooder, block)
+                        sent += len(block)
+
+            async def probe() -> bytes:
+                reader, writer = await asyncio.open_connection(ep.host, ep.port)
+                try:
+                    writer.write(b"2 3\n")
+                    return await reader.readline()
+                finally:
+                    writer.close()
+
+            await asyncio.wait_for(loop.sock_connect(flooder, (ep.host, ep.port)), TIMEOUT)
+            sender = asyncio.create_task(flood())
+            answered_meanwhile = b""
+            read: list[int] = []
             try:
-                while sent < cap:
-                    flooder.sendall(block)
-                    sent += len(block)
-            except TimeoutError:
-                pass
+                for _ in range(1000):  # a count, not a timer: ~10 idle checks suffice
+                    if sender.done() or server.statistics().connections_timed_out:
+                        break
+                    clock.advance(idle / IDLE_CHECKS)
+                    read.append(server.statistics().bytes_received)
+                    if not answered_meanwhile and read[-2:-1] == read[-1:]:
+                        # The flooder is held back right now: another client is served.
+                        answered_meanwhile = await asyncio.wait_for(probe(), TIMEOUT)
+                    await loop_turns(1)
+                stats = server.statistics()
+            finally:
+                sender.cancel()
+                await asyncio.wait({sender})
+                flooder.close()
             assert sent < cap, "the server kept reading from a client that never reads"
-            with socket.create_connection((ep.host, ep.port), timeout=TIMEOUT) as probe:
-                probe.sendall(b"2 3\n")
-                assert recv_exactly(probe, 2) == b"5\n"
-            stats = server.statistics()
+            assert answered_meanwhile == b"5\n"
+            assert stats.connections_timed_out == 1, "the server kept reading from the flooder"
+            assert stats.connections_aborted == 1  # its replies could never be delivered
             assert stats.bytes_received < 64 * 1024 * 1024
-        finally:
-            flooder.close()
+
+    arun(main)

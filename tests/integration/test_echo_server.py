@@ -18,7 +18,9 @@ import pytest
 
 from socketkit import Binding, Endpoint, Limits, Server, echo
 from socketkit.errors import ConnectionRefused
+from socketkit.runtime.connection import IDLE_CHECKS
 from tests.support import TIMEOUT
+from tests.virtual_time import VirtualClock, loop_turns
 
 Run = Callable[[Callable[[], Awaitable[Any]]], Any]
 
@@ -269,16 +271,30 @@ def test_graceful_shutdown_finishes_in_flight_echo(arun: Run) -> None:
 
 
 def test_shutdown_after_grace_closes_idle_connections(arun: Run) -> None:
+    """An idle connection is served until the grace runs out, then closed (FIN) at exactly
+    ``shutdown_grace`` virtual seconds; being closable, it is not aborted."""
+    grace = 5.0
+    clock = VirtualClock()
+
     async def main() -> None:
-        server = Server(tcp(), limits=Limits(shutdown_grace=0.05))
+        limits = Limits(shutdown_grace=grace, idle_timeout=None)
+        server = Server(tcp(), limits=limits, timers=clock)
         await server.start()
         reader, writer = await open_client(server.address("echo", "tcp"))
         writer.write(b"owed")
-        await writer.drain()
-        stats = await server.shutdown()
-        # The bytes it had received were echoed before the close.
-        assert await reader.read() == b"owed"
-        assert stats.connections_active == 0
+        assert await reader.readexactly(4) == b"owed"  # the server holds the connection
+        shutdown = server.request_shutdown()
+        await clock.until(lambda: clock.next_deadline() == grace)
+        assert clock.advance(grace - 0.25) == 0
+        writer.write(b"still")  # served all through the grace
+        assert await reader.readexactly(5) == b"still"
+        assert not shutdown.done()
+        assert clock.advance(0.25) == 1  # the grace is over: close what is open
+        assert await reader.read() == b""  # a FIN, not a reset
+        stats = await asyncio.wait_for(shutdown, TIMEOUT)
+        assert clock.now() == grace
+        assert (stats.connections_active, stats.connections_aborted) == (0, 0)
+        assert stats.bytes_sent == 9
         writer.close()
         await writer.wait_closed()
 
@@ -323,14 +339,33 @@ def test_per_source_cap(arun: Run) -> None:
     arun(main)
 
 
+IDLE = 300.0
+"""The default idle timeout, run on virtual time: five minutes take microseconds."""
+CHECK = IDLE / IDLE_CHECKS
+MAX_CHECKS = 1000
+WATCHED = Limits(idle_timeout=IDLE, shutdown_grace=0)
+"""No grace at the end: a test that fails midway is not left waiting on virtual time."""
+
+
 def test_idle_timeout_closes_silent_connection(arun: Run) -> None:
+    """A client silent from the start is closed at the 4th check: exactly IDLE."""
+    clock = VirtualClock()
+
     async def main() -> None:
-        async with Server(tcp(), limits=Limits(idle_timeout=0.2)) as server:
+        async with Server(tcp(), limits=WATCHED, timers=clock) as server:
             reader, writer = await open_client(server.address("echo", "tcp"))
-            assert await reader.read() == b""  # the server closed it
+            await clock.until(lambda: clock.pending == 1)  # the connection is watched
+            assert clock.next_deadline() == CHECK
+            for _ in range(IDLE_CHECKS - 1):
+                clock.advance(CHECK)
+                assert server.statistics().connections_timed_out == 0
+            clock.advance(CHECK)
+            assert server.statistics().connections_timed_out == 1
+            assert clock.now() == IDLE
+            assert await reader.read() == b""  # the server closed it (FIN)
             writer.close()
             await writer.wait_closed()
-            assert server.statistics().connections_timed_out == 1
+            assert server.statistics().connections_aborted == 0
 
     arun(main)
 
@@ -367,46 +402,91 @@ def test_statistics_count_the_bytes_of_connections_still_open(arun: Run) -> None
 
 
 def test_idle_timeout_aborts_a_client_that_sends_and_never_reads(arun: Run) -> None:
-    # Pending output is not progress: otherwise this client holds its slot forever.
+    """Pending output is not progress: otherwise this client holds its slot forever.
+
+    The client sends until the server's flow control stops reading it. Virtual
+    time moves one idle check per round of real I/O, so the server cannot tell
+    this from a client sending for hours; it must abort (the echo it owes can
+    never be delivered) once nothing moved for IDLE, and never while it reads.
+    """
+    clock = VirtualClock()
+
     async def main() -> None:
-        async with Server(tcp(), limits=Limits(idle_timeout=0.2)) as server:
+        async with Server(tcp(), limits=WATCHED, timers=clock) as server:
             ep = server.address("echo", "tcp")
             loop = asyncio.get_running_loop()
             client = socket.socket()
             client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             client.setblocking(False)
-            try:
-                await asyncio.wait_for(loop.sock_connect(client, (ep.host, ep.port)), TIMEOUT)
+
+            async def send_until_reset() -> OSError | None:
                 chunk = b"x" * (1 << 20)
-                reset: OSError | None = None
                 for _ in range(256):  # at most 256 MiB; the buffers hold ~15
                     try:
-                        await asyncio.wait_for(loop.sock_sendall(client, chunk), TIMEOUT)
+                        await loop.sock_sendall(client, chunk)
                     except (ConnectionResetError, BrokenPipeError) as exc:
-                        reset = exc  # the server's abort
+                        return exc  # the server's abort
+                return None
+
+            sender: asyncio.Task[OSError | None] | None = None
+            try:
+                await asyncio.wait_for(loop.sock_connect(client, (ep.host, ep.port)), TIMEOUT)
+                sender = asyncio.create_task(send_until_reset())
+                seen: list[tuple[int, int]] = []  # (bytes read, timeouts) after each check
+                # Bounded by a count, not a timer: uvloop fires no timer while the
+                # loop is this busy. Ten checks or so are enough when all is well.
+                for _ in range(MAX_CHECKS):
+                    if sender.done():
                         break
-                assert reset is not None
+                    clock.advance(CHECK)
+                    stats = server.statistics()
+                    seen.append((stats.bytes_received, stats.connections_timed_out))
+                    await loop_turns(1)
+                else:
+                    pytest.fail(f"not aborted after {MAX_CHECKS} idle checks")
+                reset = await sender
             finally:
+                if sender is not None:  # stop it before its socket closes under it
+                    sender.cancel()
+                    await asyncio.wait({sender})
                 client.close()
+            assert isinstance(reset, ConnectionResetError | BrokenPipeError)
             stats = server.statistics()
             assert stats.connections_timed_out == 1
             assert stats.connections_aborted == 1
+            # Aborted only once a full IDLE passed with no byte read: the check that
+            # aborted and the IDLE_CHECKS before it all saw the same input.
+            at = [timeouts for _, timeouts in seen].index(1)
+            assert at >= IDLE_CHECKS
+            window = [read for read, _ in seen[at - IDLE_CHECKS : at + 1]]
+            assert window == [window[0]] * (IDLE_CHECKS + 1)
+            assert window[0] > 0
 
     arun(main)
 
 
 def test_idle_timeout_spares_a_connection_that_keeps_talking(arun: Run) -> None:
+    """A byte every 3/4 IDLE across more than 10 virtual timeouts: never timed out. Silent
+    after its last byte, it is closed exactly 1.25 x IDLE later (the check after the byte
+    sees it, and IDLE after that check)."""
+    clock = VirtualClock()
+
     async def main() -> None:
-        async with Server(tcp(), limits=Limits(idle_timeout=0.2)) as server:
+        async with Server(tcp(), limits=WATCHED, timers=clock) as server:
             reader, writer = await open_client(server.address("echo", "tcp"))
-            loop = asyncio.get_running_loop()
-            end = loop.time() + 0.8  # four idle timeouts of steady round trips
-            for _ in range(1_000_000):
-                if loop.time() >= end:
-                    break
+            last_byte = 0.0
+            while clock.now() < 10 * IDLE:
                 writer.write(b"x")
                 assert await asyncio.wait_for(reader.readexactly(1), TIMEOUT) == b"x"
-            assert server.statistics().connections_timed_out == 0
+                last_byte = clock.now()
+                clock.advance(0.75 * IDLE)
+                assert server.statistics().connections_timed_out == 0
+            assert clock.now() == 10.5 * IDLE
+            while server.statistics().connections_timed_out == 0:
+                assert clock.advance(CHECK) == 1
+                assert clock.now() - last_byte <= 1.25 * IDLE
+            assert clock.now() == last_byte + 1.25 * IDLE
+            assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
             writer.close()
             await writer.wait_closed()
 

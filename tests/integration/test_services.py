@@ -38,8 +38,11 @@ from socketkit.errors import (
 from socketkit.protocols.chargen import MAX_UDP_REPLY, pattern
 from socketkit.protocols.qotd import default_quotes
 from socketkit.protocols.timeproto import decode_time
+from socketkit.runtime.connection import IDLE_CHECKS
 from socketkit.runtime.guards import UdpGuard
+from socketkit.runtime.timers import ManualTimers
 from tests.support import TIMEOUT
+from tests.virtual_time import loop_turns
 
 Run = Callable[[Callable[[], Awaitable[Any]]], Any]
 
@@ -56,12 +59,16 @@ def make_server(
     unix: str | None = None,
     limits: Limits | None = None,
     guard: bool = True,
+    timers: ManualTimers | None = None,
 ) -> Server:
+    """A server of ``services`` on port 0; with ``timers``, its deadlines run on virtual time."""
     limits = limits or Limits()
     bindings = plan_bindings(list(services), host=host, ports=dict.fromkeys(services, 0), unix=unix)
     if guard:
-        return Server(bindings, limits=limits, udp_policy=UdpGuard(limits))
-    return Server(bindings, limits=limits)
+        clock = time.monotonic if timers is None else timers.now
+        policy = UdpGuard(limits, clock=clock)
+        return Server(bindings, limits=limits, udp_policy=policy, timers=timers)
+    return Server(bindings, limits=limits, timers=timers)
 
 
 def family(host: str) -> socket.AddressFamily:
@@ -307,14 +314,25 @@ def test_per_source_cap_refuses_one_source_and_serves_another(arun: Run) -> None
 
 
 def test_idle_timeout_closes_a_silent_client(arun: Run) -> None:
+    """Silent after one request at virtual time 0: the first check (IDLE/4) sees that
+    progress, so the close comes IDLE after it, at exactly 1.25 x IDLE (5 checks)."""
+    idle = 300.0
+    check = idle / IDLE_CHECKS
+    clock = ManualTimers()
+
     async def main() -> None:
-        async with make_server(["sum"], limits=Limits(idle_timeout=0.2)) as server:
+        limits = Limits(idle_timeout=idle, shutdown_grace=0)
+        async with make_server(["sum"], limits=limits, timers=clock) as server:
             reader, writer = await sum_client(server.address("sum", "tcp"))
-            started = time.monotonic()
-            assert await reader.read() == b""  # the server closed it
-            assert 0.1 < time.monotonic() - started < TIMEOUT
+            for _ in range(IDLE_CHECKS):
+                assert clock.advance(check) == 1
+                assert server.statistics().connections_timed_out == 0
+            assert clock.advance(check) == 1
+            assert clock.now() == 1.25 * idle
             assert server.statistics().connections_timed_out == 1
+            assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""  # FIN, then linger
             writer.close()
+            assert server.statistics().connections_aborted == 0
 
     arun(main)
 
@@ -335,11 +353,25 @@ def test_sum_line_limit_answers_then_closes(arun: Run, unix_dir: str) -> None:
 
 
 def test_a_client_that_never_reads_cannot_grow_our_memory(arun: Run) -> None:
-    """Flow control: pipelined requests stop being read once replies back up."""
+    """Flow control: pipelined requests stop being read once replies back up.
+
+    No wall-clock "sending blocked for a second" check: the idle watch, on
+    virtual time, is the witness. Time moves one idle check per round of real
+    I/O while the client keeps sending; the server can only time the client
+    out once it read nothing for a whole IDLE, that is once it stopped reading
+    a client that still had megabytes to send.
+    """
+    idle = 300.0
+    clock = ManualTimers()
 
     async def main() -> None:
-        limits = Limits(write_buffer_high=64 * 1024, write_buffer_low=16 * 1024)
-        async with make_server(["sum"], limits=limits) as server:
+        limits = Limits(
+            write_buffer_high=64 * 1024,
+            write_buffer_low=16 * 1024,
+            idle_timeout=idle,
+            shutdown_grace=0,
+        )
+        async with make_server(["sum"], limits=limits, timers=clock) as server:
             ep = server.address("sum", "tcp")
             sock = socket.create_connection((ep.host, ep.port), timeout=TIMEOUT)
             sock.setblocking(False)
@@ -347,15 +379,30 @@ def test_a_client_that_never_reads_cannot_grow_our_memory(arun: Run) -> None:
             loop = asyncio.get_running_loop()
             chunk = b"\n" * 65536  # each line is answered with 25 bytes: a 25x amplifier
             sent = 0
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0):
+
+            async def send_until_cut() -> None:
+                nonlocal sent
+                with contextlib.suppress(ConnectionResetError, BrokenPipeError):
                     while sent < 256 * 1024 * 1024:
                         await loop.sock_sendall(sock, chunk)
                         sent += len(chunk)
-            received = server.statistics().bytes_received
-            sock.close()
+
+            sender = asyncio.create_task(send_until_cut())
+            try:
+                for _ in range(1000):  # a count, not a timer: ~10 suffice
+                    if sender.done() or server.statistics().connections_timed_out:
+                        break
+                    clock.advance(idle / IDLE_CHECKS)
+                    await loop_turns(1)
+                stats = server.statistics()
+            finally:
+                sender.cancel()
+                await asyncio.wait({sender})
+                sock.close()
             assert sent < 256 * 1024 * 1024, "the server read everything we sent"
-            assert received < 64 * 1024 * 1024
+            assert stats.connections_timed_out == 1, "the server kept reading"
+            assert stats.connections_aborted == 1  # its replies could never be delivered
+            assert stats.bytes_received < 64 * 1024 * 1024
 
     arun(main)
 
@@ -412,25 +459,38 @@ def test_the_guard_learns_every_port_we_answer_udp_on(arun: Run) -> None:
 
 
 def test_rate_limit_stops_a_flood_from_one_source_while_another_is_served(arun: Run) -> None:
+    """On virtual time the bucket refills only when the test says so: exactly the burst
+    is answered, and exactly one more reply once 1/udp_rate seconds have passed."""
+    clock = ManualTimers()
+
     async def main() -> None:
         limits = Limits(udp_rate=0.01, udp_burst=5, udp_loopback_exempt=False)
-        async with make_server(["daytime"], limits=limits) as server:
+        async with make_server(["daytime"], limits=limits, timers=clock) as server:
             ep = server.address("daytime", "udp")
-            async with udp_socket(ep, source=("127.0.0.1", 0)) as flood:
-                for _ in range(50):
-                    udp_send(flood, b"x" * 64)
-                async with udp_socket(ep, source=("127.0.0.2", 0)) as other:
-                    assert DAYTIME.fullmatch(await udp_ask(other, b"x" * 64))
-                replies = []
-                while True:
-                    try:
-                        replies.append(flood.recv(65536))
-                    except BlockingIOError:
-                        break
-            assert len(replies) == 5
+
+            async def flood_replies(count: int) -> int:
+                async with udp_socket(ep, source=("127.0.0.1", 0)) as flood:
+                    for _ in range(count):
+                        udp_send(flood, b"x" * 64)
+                    async with udp_socket(ep, source=("127.0.0.2", 0)) as other:
+                        assert DAYTIME.fullmatch(await udp_ask(other, b"x" * 64))
+                    replies = 0
+                    while True:
+                        try:
+                            flood.recv(65536)
+                        except BlockingIOError:
+                            return replies
+                        replies += 1
+
+            assert await flood_replies(50) == 5
             stats = server.statistics()
             assert stats.datagrams_rate_limited == 45
             assert "45 datagrams rate limited" in stats.summary()
+            clock.advance(1 / 0.01 - 1.0)  # 99 s: 0.99 of a token
+            assert await flood_replies(10) == 0
+            clock.advance(1.0)  # 100 s since the burst: one token
+            assert await flood_replies(10) == 1
+            assert server.statistics().datagrams_rate_limited == 45 + 10 + 9
 
     arun(main)
 
