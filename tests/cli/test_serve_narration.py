@@ -57,3 +57,25 @@ def test_serve_without_v_says_no_socket_calls() -> None:
         assert not any("socket(" in line or "listen(" in line for line in reader.lines)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(TIMEOUT) == 0
+
+
+def test_serve_v_on_udp_shows_socket_bind_recvfrom_sendto() -> None:
+    with serve_process("echo", "--port", "0", "--no-tcp", "-v", last="try:", merge_stderr=True) as (
+        proc,
+        reader,
+    ):
+        startup = "\n".join(reader.lines)
+        assert re.search(r"echo/udp: socket\(AF_INET, SOCK_DGRAM\) -> fd \d+", startup), startup
+        bound = re.search(
+            r"echo/udp: bind\(\('127\.0\.0\.1', 0\)\): .*the kernel chose (\d+)", startup
+        )
+        assert bound, startup
+        assert "listen(" not in startup  # UDP has no listen() and no accept()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.settimeout(TIMEOUT)
+            client.sendto(b"hello", ("127.0.0.1", int(bound.group(1))))
+            assert client.recv(16) == b"hello"
+        reader.until(lambda line: "recvfrom(): a datagram of 5 bytes from 127.0.0.1:" in line)
+        reader.until(lambda line: "sendto(): sent a datagram of 5 bytes to 127.0.0.1:" in line)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(TIMEOUT) == 0

@@ -145,7 +145,7 @@ class UdpEndpoint:
                 bytes_in += n
                 if narrate:
                     log.info(
-                        "%s: datagram of %d bytes from %s: %s",
+                        "%s: recvfrom(): a datagram of %d bytes from %s: %s",
                         self.label,
                         n,
                         format_sockaddr(addr),
@@ -168,7 +168,7 @@ class UdpEndpoint:
                     replies += 1
                     if narrate:
                         log.info(
-                            "%s: sent datagram of %d bytes to %s: %s",
+                            "%s: sendto(): sent a datagram of %d bytes to %s: %s",
                             self.label,
                             len(reply),
                             format_sockaddr(addr),
