@@ -251,7 +251,8 @@ def _run_with_intervals(config: BenchConfig, meter: IntervalMeter, *, show: bool
         if closed is not None and show:
             print(interval_line(closed), flush=True)
 
-    summary = run_bench(config, on_progress=update, progress_every=meter.every / 10)
+    # Fine samples: an interval closes at the first one past its boundary.
+    summary = run_bench(config, on_progress=update, progress_every=meter.every / 50)
     closed = meter.finish(float(last[0]), int(last[1]))
     if closed is not None and show:
         print(interval_line(closed), flush=True)

@@ -3,11 +3,14 @@
 Pure: fed ``(elapsed seconds, answers so far)`` samples from the progress
 callback, it closes an interval at the first sample on or after each
 boundary. Rates use the samples' own times, so an interval that closed a
-little late is still exact about what it counted.
+little late is still exact about what it counted. The end of the warm-up is
+always a boundary (then every ``every`` seconds after it), so no interval
+mixes warm-up answers with measured ones.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from socketkit.load.stats import MIB, rate
@@ -41,7 +44,7 @@ class IntervalMeter:
         self.warmup = warmup
         self._start = 0.0
         self._answered = 0
-        self._next = every
+        self._next = self._boundary_after(0.0)
         self.intervals: list[Interval] = []
 
     def sample(self, elapsed: float, answered: int) -> Interval | None:
@@ -70,6 +73,12 @@ class IntervalMeter:
         self.intervals.append(interval)
         self._start = elapsed
         self._answered = answered
-        while self._next <= elapsed:
-            self._next += self.every
+        self._next = self._boundary_after(elapsed)
         return interval
+
+    def _boundary_after(self, elapsed: float) -> float:
+        """The first boundary after ``elapsed``: every ``every`` s, restarting at the warm-up's end."""
+        every, warmup = self.every, self.warmup
+        if elapsed < warmup:
+            return min((math.floor(elapsed / every) + 1) * every, warmup)
+        return warmup + (math.floor((elapsed - warmup) / every) + 1) * every

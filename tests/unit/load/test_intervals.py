@@ -70,3 +70,16 @@ def test_record_many_counts_exactly_as_record_does() -> None:
         one.maximum,
         one.total,
     )
+
+
+def test_the_end_of_the_warm_up_is_always_a_boundary() -> None:
+    # A 1.5 s warm-up with 1 s intervals: 0-1 and 1-1.5 are warm-up, then 1.5-2.5...
+    meter = IntervalMeter(1.0, size=64, warmup=1.5)
+    assert meter.sample(1.01, 101) is not None
+    assert meter.sample(1.4, 140) is None
+    straddle = meter.sample(1.51, 151)
+    assert straddle is not None and straddle.warmup and straddle.requests == 50
+    assert meter.sample(2.4, 240) is None  # next boundary: 2.5, not 2.0
+    measured = meter.sample(2.5, 250)
+    assert measured is not None and not measured.warmup
+    assert (measured.start, measured.requests) == (1.51, 99)
