@@ -10,7 +10,7 @@ Two streams, configured independently:
   level); ``fmt="json"`` writes one JSON object per line for log shippers.
 - **The access log** (logger ``socketkit.access``):
   ``configure_access_log(target)`` and ``log_access(AccessRecord(...))``: one
-  record per connection or datagram source, written to a file or stderr
+  record per connection or datagram, written to a file or stderr
   whatever ``-v`` says (the logger does not propagate to ``socketkit``).
 
 Why here and not in ``cli/``: ``serve --workers`` configures logging in each
@@ -134,6 +134,11 @@ class TermsFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str):
             record.msg = self.rewrite(record.msg)
+        if isinstance(record.args, tuple):
+            # a refusal's reason arrives as an argument ("refused %s: %s")
+            record.args = tuple(
+                self.rewrite(arg) if isinstance(arg, str) else arg for arg in record.args
+            )
         return True
 
 
@@ -211,13 +216,14 @@ def configure_logging(
 
 @dataclass(frozen=True)
 class AccessRecord:
-    """One connection (TCP, Unix) or one datagram source's activity (UDP).
+    """One connection (TCP, Unix) or one datagram (UDP).
 
     ``peer`` is what ``getpeername``/``recvfrom`` gave, or the real client
     named by a PROXY header; ``ended`` says how it ended, in a word the
-    runtime chooses: ``closed`` (the client closed), ``done`` (the service
-    closed: daytime, time, qotd), ``idle_timeout``, ``aborted``, ``refused``,
-    ``proxy_rejected``, ``shutdown``... ``duration`` is in seconds.
+    runtime chooses: ``closed`` (the connection ended on its own: the client
+    or a one-shot service closed it), ``shutdown`` (open when the server
+    stopped), ``idle_timeout``, ``aborted``, ``proxy_rejected``; for a
+    datagram ``answered`` or ``no_reply``. ``duration`` is in seconds.
     """
 
     peer: Any

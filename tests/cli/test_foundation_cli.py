@@ -14,6 +14,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -615,3 +616,38 @@ def test_serve_summary_counts_connections_cut_when_the_grace_runs_out() -> None:
     summary = rest.decode().strip().splitlines()[-1]
     assert summary.startswith("socketkit: stopped: 1 connections served"), summary
     assert "1 connections cut" in summary
+
+
+def test_serve_whose_stdout_reader_left_before_the_banner_serves_on(unix_dir: str) -> None:
+    # `serve | (exit)`: the banner fails; it used to exit 0 at once, leaving its socket file.
+    path = os.path.join(unix_dir, "quiet.sock")
+    proc = subprocess.Popen(
+        [*PY, "serve", "echo", "--unix", path, "--no-tcp", "--no-udp"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        proc.stdout.close()  # the reader is gone before serve writes a byte
+        deadline = time.monotonic() + TIMEOUT
+        while True:  # bounded: wait for the socket to accept
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            try:
+                with socket.socket(socket.AF_UNIX) as client:
+                    client.settimeout(TIMEOUT)
+                    client.connect(path)
+                    client.sendall(b"still here")
+                    assert client.recv(64) == b"still here"
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                assert time.monotonic() < deadline, "serve never listened"
+                time.sleep(0.02)  # polling a child's socket file, bounded by TIMEOUT
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(TIMEOUT) == 0
+        assert not os.path.exists(path)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(TIMEOUT)
+        if proc.stderr:
+            proc.stderr.close()

@@ -33,3 +33,10 @@ def test_version_as_a_subprocess_exits_0_without_noise() -> None:
         f"socketkit {socketkit.__version__}\n",
         "",
     )
+
+
+def test_inetd_with_proxy_protocol_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    # It used to close every connection unserved (the header reader was not counted as open).
+    assert main(["serve", "echo", "--inetd", "--proxy-protocol"]) == 64
+    err = capsys.readouterr().err
+    assert err.startswith("socketkit: --inetd and --proxy-protocol do not go together")

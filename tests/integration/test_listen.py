@@ -254,3 +254,19 @@ def test_unix_listen_and_send(unix_dir: str) -> None:
     assert out == b"over unix\n"
     assert client.stdout == b"back\n"
     assert not os.path.exists(path)  # our socket file is removed at the end
+
+
+def test_keep_open_stops_when_nobody_reads_its_output() -> None:
+    # `listen -k | head -c 3`: it used to log "output closed (still listening)" and go on
+    # accepting peers it could only cut off.
+    with listening("0", "-k") as (server, address):
+        assert server.stdout is not None
+        server.stdout.close()
+        server.stdout = None
+        host, _, port = address.rpartition(":")
+        with socket.create_connection((host, int(port)), timeout=TIMEOUT) as peer:
+            peer.sendall(b"into a closed pipe\n")
+            peer.shutdown(socket.SHUT_WR)  # the first peer is done; -k would wait for another
+            assert server.wait(TIMEOUT) == 0  # a quiet end, as for send | head
+        assert server.stderr is not None
+        assert b"still listening" not in server.stderr.read()

@@ -103,8 +103,12 @@ def test_proxy_header_from_an_untrusted_source_is_refused() -> None:
     with serve_process(*argv, last="try:", merge_stderr=True) as (_, reader):
         port = _echo_port(reader)
         with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as client:
-            client.sendall(encode_v2(("198.51.100.1", 1234), ("127.0.0.1", port)) + b"hi")
-            assert client.recv(100) == b""
+            # closed at accept, before it says anything: a FIN, or an RST once it writes
+            try:
+                client.sendall(encode_v2(("198.51.100.1", 1234), ("127.0.0.1", port)) + b"hi")
+                assert client.recv(100) == b""
+            except (BrokenPipeError, ConnectionResetError):
+                pass
 
 
 @pytest.mark.parametrize("udp", [False, True], ids=["tcp", "udp"])

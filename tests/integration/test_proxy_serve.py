@@ -170,3 +170,18 @@ def test_per_source_cap_counts_the_real_client() -> None:
             other.sendall(encode_v1(("198.51.100.2", 1), ("127.0.0.1", port)))
             _echo(other, b"b")  # another client behind the same balancer is served
         assert server.statistics().connections_refused == 1
+
+
+def test_silent_connections_from_outside_proxy_from_cannot_fill_the_table() -> None:
+    # They used to wait for their first byte (or proxy_timeout) holding a slot each:
+    # four silent loopback sockets shut out the balancer. Now they close at accept.
+    limits = Limits(proxy_protocol=True, proxy_from=("10.0.0.5/32",), max_connections=4)
+    with proxied(limits=limits) as (server, port):
+        silent = [_connect(port) for _ in range(6)]
+        try:
+            assert all(_closed(sock) for sock in silent)
+        finally:
+            for sock in silent:
+                sock.close()
+        stats = server.statistics()
+        assert (stats.proxy_untrusted, stats.connections_refused) == (6, 0)

@@ -177,3 +177,15 @@ def test_terms_filter_speaks_the_callers_words_longest_first() -> None:
         "bad --max-connections=0: it must be at least 1"
     )
     assert TermsFilter({}).rewrite("(limit max_connections)") == "(limit max_connections)"
+
+
+def test_terms_in_a_log_lines_arguments_are_rewritten_too() -> None:
+    from socketkit.cli.serve import LIMIT_FLAGS
+
+    stream = io.StringIO()
+    configure_logging(0, stream=stream, terms=LIMIT_FLAGS)
+    reason = "1 connections open from 127.0.0.1 (limit max_connections_per_source)"
+    logging.getLogger("socketkit.server").warning("refused %s: %s", "127.0.0.1:5", reason)
+    assert stream.getvalue() == (
+        "socketkit: refused 127.0.0.1:5: 1 connections open from 127.0.0.1 (--max-per-source)\n"
+    )

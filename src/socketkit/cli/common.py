@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import sys
 
 from socketkit.logs import configure_logging
 from socketkit.runtime.loop import LOOP_NAMES
@@ -35,6 +37,25 @@ def add_loop_option(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="event loop: auto (uvloop when installed), asyncio, uvloop or rloop (default: auto)",
     )
+
+
+def silence_broken_output() -> None:
+    """Flush stdout and stderr; point one whose reader left at /dev/null.
+
+    Why: output nobody reads (``| head`` exited) is not a failure: the
+    command goes on (a server keeps serving) and later writes, including
+    Python's flush at exit, must not fail again.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            try:
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, stream.fileno())
+                os.close(null)
+            except (OSError, ValueError):
+                pass
 
 
 def _finite(text: str) -> float:

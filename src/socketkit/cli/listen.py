@@ -155,6 +155,7 @@ def _run(args: argparse.Namespace) -> int:
                 options=options,
                 observer=HexObserver() if args.hex else None,
                 on_bound=bound,
+                drain=out.drain,
             )
         except SocketkitError:
             with contextlib.suppress(SocketkitError):

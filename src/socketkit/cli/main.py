@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from socketkit import __version__
+from socketkit.cli.common import silence_broken_output
 from socketkit.errors import EXIT_CODES, OutputClosed, SocketkitError, UsageError
 
 __all__ = ["entry", "main"]
@@ -182,15 +183,5 @@ def _flush_output(code: int) -> int:
     Why: Python flushes both streams at exit and turns a broken pipe there into
     status 120; output nobody reads is not a failure of the command.
     """
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            # Later flushes (at exit) must not fail again: point it at /dev/null.
-            try:
-                null = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(null, stream.fileno())
-                os.close(null)
-            except (OSError, ValueError):
-                pass
+    silence_broken_output()
     return code

@@ -21,6 +21,7 @@ from socketkit.cli.common import (
     positive_float,
     positive_int,
     seconds_or_zero,
+    silence_broken_output,
 )
 from socketkit.cli.render import print_table
 from socketkit.endpoints import Endpoint, parse_endpoint, parse_port
@@ -43,6 +44,7 @@ from socketkit.runtime.activation import (
     inetd_socket,
     inherited_sockets,
 )
+from socketkit.runtime.loop import remove_signal_handlers
 from socketkit.runtime.metrics import (
     PUBLISH_DIR_ENV,
     PUBLISH_LEAD_ENV,
@@ -319,7 +321,7 @@ def register(sub: Any) -> None:
         "--log-format",
         choices=["text", "json"],
         default="text",
-        help="server and access logs as text lines with a timestamp (default) or one JSON "
+        help="server and access logs as text lines (default; timestamps with -v or --timestamps) or one JSON "
         "object per line",
     )
     ops.add_argument(
@@ -421,7 +423,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         ProxyTrust.parse(args.proxy_from)
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(TermsFilter(LIMIT_FLAGS).rewrite(str(exc))) from None
     if args.workers > 1:
         export_settings(args.log_format, timestamps, _access_target(args))
     services = args.services or service_names()
@@ -445,6 +447,13 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(UNIX_ONLY)
     configured = _configured(services, args)
     if args.inetd:
+        if args.proxy_protocol:
+            # inetd hands us a connection it accepted itself; a balancer's PROXY
+            # header belongs in front of a listener, not of inetd.
+            raise UsageError(
+                "--inetd and --proxy-protocol do not go together: put the balancer in "
+                "front of serve's own listener (drop --inetd)"
+            )
         return _run_inetd(args, configured, limits)
     # systemd (or systemd-socket-activate) bound our sockets: serve those, bind nothing.
     inherited = inherited_sockets()
@@ -550,7 +559,11 @@ async def _serve(server: Server, args: argparse.Namespace) -> int:
             await server.shutdown(0)
             raise
         if not signals:
-            _announce(endpoints, args.host, loop_name(loop), pool)
+            try:
+                _announce(endpoints, args.host, loop_name(loop), pool)
+            except (OSError, ValueError):
+                # Nobody reads our output (`serve | head -1` already left): serve on.
+                silence_broken_output()
             notifier.ready(_status(endpoints, pool.count))
         stop_watchdog = _keep_watchdog_fed(loop, notifier)
         try:
@@ -564,8 +577,7 @@ async def _serve(server: Server, args: argparse.Namespace) -> int:
         pool.stop(now=signals > 1)
         await pool.wait_stopped(server.limits.shutdown_grace)
     finally:
-        for sig in STOP_SIGNALS:
-            loop.remove_signal_handler(sig)
+        remove_signal_handlers(loop, STOP_SIGNALS)
     if failure:
         raise failure[0]
     stats: ServerStatistics = combine_statistics([server.statistics(), *pool.statistics()])
@@ -702,8 +714,7 @@ async def _serve_inetd(server: Server, info: ServiceInfo, found: InetdSocket) ->
                     continue
         await server.shutdown()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        remove_signal_handlers(loop, (signal.SIGINT, signal.SIGTERM))
     return 0
 
 

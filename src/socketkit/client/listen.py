@@ -22,7 +22,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +38,7 @@ from socketkit.client.netcat import (
     split_lines,
 )
 from socketkit.endpoints import Endpoint, format_sockaddr, numeric_sockaddrs
-from socketkit.errors import SocketkitError, TimedOut, UsageError, translate_os_error
+from socketkit.errors import OutputClosed, SocketkitError, TimedOut, UsageError, translate_os_error
 from socketkit.runtime.timers import LoopTimers, Timers
 
 __all__ = ["ListenResult", "SharedInput", "bind_listener", "listen"]
@@ -151,8 +151,13 @@ async def listen(
     on_bound: Callable[[str], None] | None = None,
     on_peer: Callable[[str], None] | None = None,
     timers: Timers | None = None,
+    drain: Callable[[], Awaitable[None]] | None = None,
 ) -> ListenResult:
     """Wait for a peer on ``endpoint`` and relay ``source``/``sink`` with it.
+
+    ``drain()`` (with ``keep``) runs after each connection: a sink that
+    writes from a thread reports there that its reader left, and listening
+    stops (``OutputClosed``) instead of accepting peers it could only cut.
 
     ``on_bound(address)`` is called once the socket is bound (port 0 gives
     the real port); ``on_peer(address)`` for each connection (or new UDP
@@ -171,7 +176,9 @@ async def listen(
             on_bound(format_sockaddr(sock.getsockname()))
         if udp:
             return await _listen_udp(sock, source, sink, opts, observer, on_peer, timers)
-        return await _listen_stream(sock, source, sink, keep, opts, observer, on_peer, timers)
+        return await _listen_stream(
+            sock, source, sink, keep, opts, observer, on_peer, timers, drain
+        )
     finally:
         sock.close()
         if bound is not None and bound.path is not None:
@@ -188,6 +195,7 @@ async def _listen_stream(
     observer: Observer | None,
     on_peer: Callable[[str], None] | None,
     timers: Timers | None,
+    drain: Callable[[], Awaitable[None]] | None = None,
 ) -> ListenResult:
     loop = asyncio.get_running_loop()
     shared = SharedInput(source)
@@ -209,15 +217,19 @@ async def _listen_stream(
                     conn, peer, shared.chunks(), sink, options=opts, observer=observer,
                     timers=timers,
                 )  # fmt: skip
+            except OutputClosed:
+                raise  # nobody reads what peers send (`listen -k | head`): stop listening
             except SocketkitError as exc:
                 if not keep:
                     raise
-                log.warning("socketkit: %s (still listening)", exc)
+                log.warning("%s (still listening)", exc)
                 continue
             result.bytes_sent += done.bytes_sent
             result.bytes_received += done.bytes_received
             if not keep:
                 return result
+            if drain is not None:
+                await drain()  # OutputClosed ends listening: nobody reads what peers send
     finally:
         await shared.aclose()
 
@@ -323,7 +335,7 @@ async def _listen_udp(
         await asyncio.gather(in_task, return_exceptions=True)
         transport.close()
         if inbox.dropped:
-            log.warning("socketkit: dropped %d datagrams (output too slow)", inbox.dropped)
+            log.warning("dropped %d datagrams (output too slow)", inbox.dropped)
     return result
 
 

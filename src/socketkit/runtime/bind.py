@@ -34,7 +34,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from socketkit.endpoints import Endpoint, Transport, join_host_port
-from socketkit.errors import AddressInUse, PermissionDenied, UsageError, translate_os_error
+from socketkit.errors import (
+    AddressInUse,
+    AddressNotAvailable,
+    PermissionDenied,
+    UsageError,
+    translate_os_error,
+)
 from socketkit.protocols import DEFAULT_PORT_BASE, ServiceInfo, get_service
 
 __all__ = [
@@ -207,7 +213,9 @@ async def _resolve(binding: Binding) -> list[_Planned]:
         seen.add(sockaddr[:2])
         planned.append(_Planned(binding, family, sockaddr, socktype))
     if not planned:
-        raise AddressInUse(f"cannot bind {where}: no IPv4 or IPv6 address for it")
+        raise AddressNotAvailable(
+            f"cannot bind {where}: it has no IPv4 or IPv6 address - give an address of this host"
+        )
     return planned
 
 

@@ -44,7 +44,7 @@ ACCEPT_BACKOFF = 0.1
 _WARNING_EVERY = 5.0
 """Seconds between repeated warnings about the same accept trouble."""
 _PROXY_REASONS = {
-    "proxy_untrusted": "it may not send a PROXY header (not in proxy_from)",
+    "proxy_untrusted": "its source may not send a PROXY header (limit proxy_from)",
     "proxy_invalid": "malformed PROXY header",
     "proxy_missing": "no complete PROXY header in time",
 }
@@ -195,7 +195,7 @@ class Listener:
             self._last_warning = now
         (log.debug if quiet else log.warning)(
             "%s: cannot accept (%s); pausing %.0f ms - raise the file limit (ulimit -n) "
-            "or lower the connection limit (max_connections)",
+            "or lower the connection limit (limit max_connections)",
             self.label,
             exc.strerror,
             ACCEPT_BACKOFF * 1000,
@@ -219,6 +219,13 @@ class Listener:
             sock.close()
             return
         if self._proxy:
+            if not self._trust.allows(addr):
+                # Known at accept: holding it until it speaks would let anyone
+                # fill the table with silent connections and shut the balancer out.
+                self._header_done_early(sock, addr, "proxy_untrusted")
+                return
+            # Only --proxy-from sources get this far: a balancer opens many
+            # connections at once, so only the total cap applies until the header.
             why = table.full(len(self._awaiting))
             if why:
                 self.counters.connections_refused += 1
@@ -237,6 +244,19 @@ class Listener:
             self._awaiting.add(reader)
             return
         self._admit_as(sock, addr, b"")
+
+    def _header_done_early(self, sock: socket.socket, addr: Any, reason: str) -> None:
+        """Refuse a connection before reading anything: count it, log it, close it."""
+        setattr(self.counters, reason, getattr(self.counters, reason) + 1)
+        log.info(
+            "%s: closed %s before its service: %s",
+            self.label,
+            format_sockaddr(addr),
+            _PROXY_REASONS.get(reason, reason),
+        )
+        if self._access:
+            self._log_access(addr, 0, 0, self.timers.now(), "proxy_rejected")
+        sock.close()
 
     def _header_done(self, reader: HeaderReader, header: ProxyAccepted | None, reason: str) -> None:
         """The PROXY header is in (serve the real client) or refused (close and count)."""

@@ -8,13 +8,14 @@ README and uvicorn do. rloop, a Rust loop on PyPI, is offered as a peer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 from socketkit.errors import UsageError
 
-__all__ = ["LOOP_NAMES", "loop_factory", "loop_name", "run"]
+__all__ = ["LOOP_NAMES", "loop_factory", "loop_name", "remove_signal_handlers", "run"]
 
 T = TypeVar("T")
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
@@ -68,3 +69,15 @@ def run(main: Coroutine[Any, Any, T], *, loop: str = "auto", debug: bool = False
         raise
     with asyncio.Runner(loop_factory=factory, debug=debug) as runner:
         return runner.run(main)
+
+
+def remove_signal_handlers(loop: asyncio.AbstractEventLoop, signals: Iterable[int]) -> None:
+    """Remove our signal handlers, whatever the loop makes of it.
+
+    Why: rloop 0.5's ``remove_signal_handler`` raises AttributeError (it
+    reads an attribute it never set), and that must not turn a clean stop
+    into an internal error; the loop is about to close anyway.
+    """
+    for sig in signals:
+        with contextlib.suppress(Exception):
+            loop.remove_signal_handler(sig)

@@ -69,7 +69,7 @@ class ProxyTrust:
                 found.append(ipaddress.ip_network(text.strip(), strict=False))
             except ValueError:
                 raise ValueError(
-                    f"bad --proxy-from {text!r}: expected an address or CIDR such as 10.0.0.0/8"
+                    f"bad limit proxy_from {text!r}: expected an address or CIDR such as 10.0.0.0/8"
                 ) from None
         return cls(tuple(found))
 

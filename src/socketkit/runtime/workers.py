@@ -45,7 +45,7 @@ from typing import Any
 from socketkit.errors import SocketkitError, TimedOut, UsageError, WorkerFailed
 from socketkit.runtime.bind import Binding
 from socketkit.runtime.limits import Limits
-from socketkit.runtime.loop import run
+from socketkit.runtime.loop import remove_signal_handlers, run
 from socketkit.runtime.server import Server
 from socketkit.runtime.stats import ServerStatistics, combine_statistics
 
@@ -351,7 +351,10 @@ def _how_it_ended(code: int | None) -> str:
 
 def _worker_main(spec: _Spec, conn: Connection) -> None:
     """A worker's whole life: bind, report, serve until told (or orphaned), report."""
+    # The lead handles Ctrl-C and a closed terminal (SIGHUP) for all of us and
+    # tells each worker to stop gracefully; SIGTERM to a worker stops only it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     from socketkit.logs import configure_logging
 
     configure_logging(spec.verbosity, prefix=f"[worker {spec.index}] ", terms=dict(spec.terms))
@@ -362,9 +365,11 @@ def _worker_main(spec: _Spec, conn: Connection) -> None:
             conn.send(("error", exc))
         sys.exit(exc.exit_code)
     except Exception as exc:
+        # A bug: the lead says it in one line (and stops); the traceback only with -vv.
+        log.debug("serve worker %d failed", spec.index, exc_info=True)
         with contextlib.suppress(OSError):
             conn.send(("error", WorkerFailed(f"serve worker {spec.index} failed: {exc!r}")))
-        raise
+        sys.exit(WorkerFailed.exit_code)
 
 
 async def _serve(spec: _Spec, conn: Connection) -> None:
@@ -401,14 +406,14 @@ async def _serve(spec: _Spec, conn: Connection) -> None:
         conn.send(("ready", None))
     except OSError:
         # The lead is gone already: nobody to serve for.
-        loop.remove_signal_handler(signal.SIGTERM)
+        remove_signal_handlers(loop, (signal.SIGTERM,))
         await server.shutdown(0)
         return
     loop.add_reader(conn.fileno(), on_message)
     try:
         await server.wait_closed()
     finally:
-        loop.remove_signal_handler(signal.SIGTERM)
+        remove_signal_handlers(loop, (signal.SIGTERM,))
         with contextlib.suppress(ValueError, OSError):
             loop.remove_reader(conn.fileno())
     with contextlib.suppress(OSError):
