@@ -84,6 +84,15 @@ class Connection(asyncio.BaseProtocol, ABC):
     def pending_output(self) -> int:
         """Bytes accepted for the client and not yet handed to the kernel."""
 
+    @abstractmethod
+    def receive(self, data: bytes) -> None:
+        """Take bytes that arrived before the connection was made, as if just received.
+
+        Why: a PROXY header's reader may have read the first request with
+        the header; it hands those bytes over through this one method, so no
+        caller needs to know which asyncio protocol kind a connection is.
+        """
+
     def report(self) -> None:
         """Bring lazily counted traffic into the server's counters (default: counted eagerly)."""
 

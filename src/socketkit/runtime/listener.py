@@ -30,7 +30,7 @@ from socketkit.runtime.bind import BoundEndpoint, unlink_socket
 from socketkit.runtime.connection import Connection
 from socketkit.runtime.limits import Limits
 from socketkit.runtime.mirror import MIRROR_MIN_CHUNK, MirrorConnection
-from socketkit.runtime.proxied import HeaderReader, ProxyTrust, deliver, drain_and_close
+from socketkit.runtime.proxied import HeaderReader, ProxyTrust, drain_and_close
 from socketkit.runtime.stats import Counters, ServerStatistics
 from socketkit.runtime.stream import StreamConnection
 from socketkit.runtime.timers import Cancellable, Timers
@@ -320,7 +320,7 @@ class Listener:
         try:
             await self._loop.connect_accepted_socket(lambda: conn, sock)
             if rest:
-                deliver(conn, rest)
+                conn.receive(rest)
         except (OSError, asyncio.CancelledError) as exc:
             sock.close()
             conn.report()  # it may have moved bytes already: counted before it leaves

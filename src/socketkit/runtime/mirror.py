@@ -100,6 +100,9 @@ class MirrorConnection(asyncio.Protocol, TransportConnection):
             self._counters.bytes_received += new
             self._counters.bytes_sent += new
 
+    def receive(self, data: bytes) -> None:
+        self.data_received(data)
+
     def close(self) -> None:
         if self._transport is not None and not self._closing:
             self._closing = True

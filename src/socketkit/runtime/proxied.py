@@ -11,7 +11,7 @@ Why before the connection object and not inside it: the per-source cap
 must count the real client (checked once the header names it), and the
 connection classes (``stream.py``, ``mirror.py``) stay unaware of proxies.
 Bytes that arrived after the header in the same read are handed to the new
-connection with ``deliver()``, through the same callbacks the event loop
+connection with ``Connection.receive()``, through the same callbacks the event loop
 uses.
 
 A connection is closed and counted, never raised about, when its peer is
@@ -38,10 +38,9 @@ from socketkit.protocols.proxy import (
     ProxyHeaderParser,
     ProxyRejected,
 )
-from socketkit.runtime.connection import Connection
 from socketkit.runtime.timers import Cancellable, Timers
 
-__all__ = ["DEFAULT_PROXY_FROM", "HeaderReader", "ProxyTrust", "deliver", "drain_and_close"]
+__all__ = ["DEFAULT_PROXY_FROM", "HeaderReader", "ProxyTrust", "drain_and_close"]
 
 log = logging.getLogger("socketkit.server")
 
@@ -159,28 +158,6 @@ class HeaderReader:
             self._finish(None, "proxy_invalid")
             return
         self._finish(result, "")
-
-
-def deliver(conn: Connection, data: bytes) -> None:
-    """Hand ``data`` (bytes that followed the header) to a connection as if just received.
-
-    Why this way: the connection classes read through asyncio's protocol
-    callbacks only, so the bytes take the same path a ``recv()`` would:
-    ``get_buffer``/``buffer_updated`` for a buffered protocol,
-    ``data_received`` otherwise.
-    """
-    if isinstance(conn, asyncio.BufferedProtocol):
-        view = memoryview(data)
-        while view and not conn.closed.done():
-            buffer = memoryview(conn.get_buffer(len(view))).cast("B")
-            n = min(len(buffer), len(view))
-            if n == 0:
-                break
-            buffer[:n] = view[:n]
-            conn.buffer_updated(n)
-            view = view[n:]
-    elif isinstance(conn, asyncio.Protocol):
-        conn.data_received(data)
 
 
 def drain_and_close(sock: socket.socket) -> None:

@@ -267,6 +267,17 @@ class StreamConnection(asyncio.BufferedProtocol, TransportConnection):
         transport.resume_reading()
         self._linger_timer = self._listener.timers.call_later(LINGER, transport.close)
 
+    def receive(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view and not self.closed.done():
+            buffer = self.get_buffer(len(view))
+            n = min(len(buffer), len(view))
+            if n == 0:
+                break
+            buffer[:n] = view[:n]
+            self.buffer_updated(n)
+            view = view[n:]
+
     def _fail(self, where: str) -> None:
         """A bug in a protocol must cost only this one client."""
         log.exception("%s: %s failed for %s; closing it", self._listener.label, where, self.peer)
