@@ -208,7 +208,7 @@ class SumStream(StreamProtocol):
 
     def _finish(self) -> None:
         rest = self._lines.take_rest()
-        if rest is TOO_LONG:
+        if rest is TOO_LONG:  # pragma: no cover - next_line refused it first (kept for safety)
             self._out.append(ERR_LONG_LINE.encode() + b"\n")
         elif isinstance(rest, bytes):
             self._reply(rest)

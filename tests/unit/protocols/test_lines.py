@@ -51,12 +51,12 @@ def test_sum_answers_one_batch_per_call_and_says_more_is_waiting() -> None:
     assert proto.data_to_send() == b""
 
 
-def test_sum_an_unterminated_last_line_too_long_at_eof_is_refused_then_it_closes() -> None:
+def test_sum_an_unterminated_last_line_too_long_is_refused_then_it_closes_at_eof() -> None:
     from socketkit.protocols.sum import ERR_LONG_LINE
 
     proto = SumStream(max_line=4)
     proto.receive_data(b"1 2")
-    proto.receive_data(b"34")  # "1 234" is five bytes: too long, but only known at EOF
+    proto.receive_data(b"34")  # "1 234": five bytes and no CR, so next_line refuses it
     proto.receive_eof()
     assert proto.close_expected() is False  # the last line is not answered yet
     assert proto.data_to_send() == ERR_LONG_LINE.encode() + b"\n"
