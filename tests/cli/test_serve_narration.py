@@ -79,3 +79,11 @@ def test_serve_v_on_udp_shows_socket_bind_recvfrom_sendto() -> None:
         reader.until(lambda line: "sendto(): sent a datagram of 5 bytes to 127.0.0.1:" in line)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(TIMEOUT) == 0
+
+
+def test_serve_backlog_flag_reaches_listen() -> None:
+    argv = ("echo", "--port", "0", "--no-udp", "-v", "--backlog", "7")
+    with serve_process(*argv, last="try:", merge_stderr=True) as (proc, reader):
+        assert any("listen(backlog=7)" in line for line in reader.lines), reader.lines
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(TIMEOUT) == 0

@@ -76,6 +76,7 @@ _AGAIN = {
 LIMIT_FLAGS = {
     "limit max_connections_per_source": "--max-per-source",
     "limit max_connections": "--max-connections",
+    "limit backlog": "--backlog",
     "limit idle_timeout": "--idle-timeout",
     "limit read_chunk": "--chunk",
     "limit write_buffer_high": "--write-buffer",
@@ -189,6 +190,13 @@ def register(sub: Any) -> None:
         type=positive_int,
         default=_DEFAULTS.max_connections,
         help=f"open connections in total, all services together (default {_DEFAULTS.max_connections})",
+    )
+    limits.add_argument(
+        "--backlog",
+        type=positive_int,
+        default=_DEFAULTS.backlog,
+        help="connections the kernel completes and queues for accept() (listen's backlog; "
+        f"default {_DEFAULTS.backlog}, capped by net.core.somaxconn)",
     )
     limits.add_argument(
         "--max-per-source",
@@ -358,6 +366,7 @@ def _limits(args: argparse.Namespace) -> Limits:
     return Limits(
         max_connections=args.max_connections,
         max_connections_per_source=args.max_per_source,
+        backlog=args.backlog,
         idle_timeout=idle,
         read_chunk=args.chunk,
         write_buffer_high=args.write_buffer,
