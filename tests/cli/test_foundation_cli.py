@@ -651,3 +651,30 @@ def test_serve_whose_stdout_reader_left_before_the_banner_serves_on(unix_dir: st
             proc.wait(TIMEOUT)
         if proc.stderr:
             proc.stderr.close()
+
+
+@pytest.mark.parametrize(
+    ("hosts", "warned"),
+    [
+        (["127.0.0.1", "::1"], None),
+        (["0.0.0.0"], "0.0.0.0"),  # e.g. a socket systemd bound and passed: not --host
+        (["127.0.0.1", "192.0.2.7"], "192.0.2.7"),
+    ],
+)
+def test_the_exposure_warning_reads_the_bound_addresses(
+    capsys: pytest.CaptureFixture[str], hosts: list[str], warned: str | None
+) -> None:
+    from types import SimpleNamespace
+
+    from socketkit.cli import serve as serve_cli
+    from socketkit.runtime import BoundEndpoint
+
+    endpoints = [BoundEndpoint("echo", "tcp", Endpoint(host=h, port=7), "IPv4") for h in hosts]
+    serve_cli._announce(endpoints, "uvloop", SimpleNamespace(count=1, pids=[]))  # type: ignore[arg-type]
+    err = capsys.readouterr().err
+    if warned is None:
+        assert "reachable from other machines" not in err
+    else:
+        assert (
+            f"socketkit: warning: listening on {warned}, reachable from other machines: echo" in err
+        )

@@ -569,7 +569,7 @@ async def _serve(server: Server, args: argparse.Namespace) -> int:
             raise
         if not signals:
             try:
-                _announce(endpoints, args.host, loop_name(loop), pool)
+                _announce(endpoints, loop_name(loop), pool)
             except (OSError, ValueError):
                 # Nobody reads our output (`serve | head -1` already left): serve on.
                 silence_broken_output()
@@ -768,7 +768,7 @@ def _say(line: str) -> None:
         pass
 
 
-def _announce(endpoints: list[BoundEndpoint], host: str, loop: str, pool: WorkerPool) -> None:
+def _announce(endpoints: list[BoundEndpoint], loop: str, pool: WorkerPool) -> None:
     workers = f", {pool.count} processes sharing each TCP/UDP port" if pool.count > 1 else ""
     print_table(
         ["service", "transport", "address", "family"],
@@ -779,10 +779,15 @@ def _announce(endpoints: list[BoundEndpoint], host: str, loop: str, pool: Worker
     if pool.count > 1:
         pids = ", ".join(f"{i} pid {pid}" for i, pid in enumerate([os.getpid(), *pool.pids]))
         print(f"socketkit: workers: {pids}", file=sys.stderr)
-    if not _is_loopback(host) and any(e.transport != "unix" for e in endpoints):
-        exposed = ", ".join(sorted({e.service for e in endpoints if e.transport != "unix"}))
+    # From the bound addresses, not --host: sockets systemd passed us count too.
+    public = [
+        e for e in endpoints if e.transport != "unix" and not _is_loopback(e.address.host or "")
+    ]
+    if public:
+        where = ", ".join(sorted({str(e.address.host) for e in public}))
+        exposed = ", ".join(sorted({e.service for e in public}))
         print(
-            f"socketkit: warning: listening on {host}, reachable from other machines: {exposed}",
+            f"socketkit: warning: listening on {where}, reachable from other machines: {exposed}",
             file=sys.stderr,
         )
     first = endpoints[0]
