@@ -236,3 +236,11 @@ def test_workers_usage_errors(
     assert says in err
     assert err.count("\n") == 1
     assert not os.path.exists("/tmp/sk-never.sock")
+
+
+def test_rloop_with_workers_is_refused_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    # With rloop 0.5 a SIGTERM killed the lead at once and left its workers running.
+    from socketkit.cli.main import main
+
+    assert main(["serve", "echo", "--port", "0", "--workers", "2", "--loop", "rloop"]) == 64
+    assert capsys.readouterr().err.startswith("socketkit: --loop rloop cannot run --workers")

@@ -452,6 +452,14 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(TermsFilter(LIMIT_FLAGS).rewrite(str(exc))) from None
     if args.workers > MAX_WORKERS:
         raise UsageError(f"--workers {args.workers}: choose 1-{MAX_WORKERS}")
+    if args.workers > 1 and args.loop == "rloop":
+        # Measured with rloop 0.5: the lead's SIGTERM handler is lost once the
+        # workers start (SIGTERM then kills it at once) and orphaned workers do
+        # not notice their lead is gone. Refuse rather than leave processes behind.
+        raise UsageError(
+            "--loop rloop cannot run --workers (rloop 0.5 loses the lead's signal "
+            "handlers): use --loop uvloop (the default) with --workers"
+        )
     if args.workers > 1 and not (tcp or udp):
         raise UsageError(UNIX_ONLY)
     configured = _configured(services, args)
