@@ -21,6 +21,18 @@ PY = [sys.executable, "-m", "socketkit"]
 """The command line that runs socketkit from this environment."""
 
 
+def wait_until(condition: Callable[[], object], what: str, *, every: float = 0.01) -> None:
+    """Poll ``condition`` until it is true, at most ``TIMEOUT`` seconds; else fail naming ``what``.
+
+    For state we cannot be signalled about (another process, another
+    thread, the kernel's tables): a bounded poll, never a fixed sleep.
+    """
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(every)
+
+
 def recv_exactly(sock: socket.socket, n: int) -> bytes:
     """Blocking read of exactly n bytes (the socket must have a timeout)."""
     assert sock.gettimeout() is not None, "a timeout is required"

@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import pytest
 
 from socketkit.protocols.proxy import PENDING, ProxyAccepted, ProxyHeaderParser, ProxyResult
 from tests.engines import free_port, haproxy, require, xinetd
-from tests.support import TIMEOUT
+from tests.support import TIMEOUT, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRIB = ROOT / "contrib"
@@ -108,14 +107,6 @@ def _contrib_haproxy(frontend: int, a: int, b: int) -> str:
     return text
 
 
-def _wait_for(condition: object, what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 def test_haproxy_sends_proxy_v2_with_the_real_client(
     backends: tuple[ProxyEchoBackend, ProxyEchoBackend],
 ) -> None:
@@ -124,7 +115,7 @@ def test_haproxy_sends_proxy_v2_with_the_real_client(
     with haproxy(_contrib_haproxy(frontend, a.port, b.port)):
         # The health check (tcp-check send/expect) reaches both, after a header.
         for backend in (a, b):
-            _wait_for(
+            wait_until(
                 lambda be=backend: b"socketkit-health-check" in be.payloads,  # type: ignore[misc]
                 "a health check",
             )

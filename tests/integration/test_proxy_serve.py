@@ -13,7 +13,6 @@ import contextlib
 import io
 import socket
 import struct
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -23,7 +22,7 @@ from socketkit.logs import configure_access_log
 from socketkit.protocols.proxy import V2_SIGNATURE, encode_v1, encode_v2
 from socketkit.runtime import ServerThread
 from socketkit.runtime.timers import ManualTimers
-from tests.support import TIMEOUT, recv_exactly
+from tests.support import TIMEOUT, recv_exactly, wait_until
 
 PROXY = Limits(proxy_protocol=True, proxy_timeout=0.5)
 
@@ -59,10 +58,7 @@ def _closed(sock: socket.socket) -> bool:
 
 
 def _wait_for(stream: io.StringIO, text: str) -> str:
-    deadline = time.monotonic() + TIMEOUT
-    while text not in stream.getvalue():
-        assert time.monotonic() < deadline, stream.getvalue()
-        time.sleep(0.01)  # polling the access log, bounded by TIMEOUT
+    wait_until(lambda: text in stream.getvalue(), f"{text!r} in the access log")
     return stream.getvalue()
 
 
@@ -139,10 +135,7 @@ def test_v2_length_announced_but_not_sent_times_out() -> None:
         with _connect(port) as client:
             header = encode_v2(("192.0.2.1", 1), ("127.0.0.1", port))
             client.sendall(header[:-4])  # the address block is 4 bytes short, the client waits
-            deadline = time.monotonic() + TIMEOUT
-            while server.call(lambda: clock.pending) == 0:  # the header's deadline is set
-                assert time.monotonic() < deadline, "the server never started reading the header"
-                time.sleep(0.01)  # polling another thread, bounded by TIMEOUT
+            wait_until(lambda: server.call(lambda: clock.pending), "the header's deadline")
             server.call(lambda: clock.advance(4.99))
             assert server.statistics().proxy_missing == 0
             server.call(lambda: clock.advance(0.01))

@@ -319,14 +319,7 @@ def _bind_inet(
                     f"setsockopt(IPPROTO_IPV6, IPV6_V6ONLY, {0 if dual else 1}): "
                     + ("IPv4 clients too, as ::ffff:a.b.c.d" if dual else "IPv6 clients only"),
                 )
-        sock.bind(sockaddr)
-        if say:
-            say.bind(label, sockaddr, sock)
-        if p.socktype == socket.SOCK_STREAM:
-            sock.listen(backlog)
-            if say:
-                say.listen(label, backlog)
-        sock.setblocking(False)
+        _bind_listen(sock, sockaddr, backlog, label, say)
     except OSError as exc:
         sock.close()
         raise translate_os_error(exc, action="bind", where=where) from exc
@@ -336,6 +329,20 @@ def _bind_inet(
         p.binding.info.name, transport, Endpoint(host=bound_host, port=bound_port), family
     )
     return sock, ep
+
+
+def _bind_listen(
+    sock: socket.socket, address: Any, backlog: int, label: str, say: _Narrator | None
+) -> None:
+    """bind(), listen() for a stream socket, non-blocking: the calls every socket gets, narrated."""
+    sock.bind(address)
+    if say:
+        say.bind(label, address, sock)
+    if sock.type == socket.SOCK_STREAM:
+        sock.listen(backlog)
+        if say:
+            say.listen(label, backlog)
+    sock.setblocking(False)
 
 
 class _Narrator:
@@ -414,13 +421,7 @@ def _bind_unix(
     if say:
         say.created(label, sock)
     try:
-        sock.bind(path)
-        if say:
-            say.bind(label, path, sock)
-        sock.listen(backlog)
-        if say:
-            say.listen(label, backlog)
-        sock.setblocking(False)
+        _bind_listen(sock, path, backlog, label, say)
     except OSError as exc:
         sock.close()
         directory = os.path.dirname(os.path.abspath(path))

@@ -236,7 +236,6 @@ class Listener:
             reader = HeaderReader(
                 sock,
                 addr,
-                trusted=self._trust.allows(addr),
                 timeout=self.limits.proxy_timeout,
                 timers=self.timers,
                 done=self._header_done,

@@ -15,7 +15,8 @@ connection with ``Connection.receive()``, through the same callbacks the event l
 uses.
 
 A connection is closed and counted, never raised about, when its peer is
-not in ``proxy_from`` (``proxy_untrusted``), its header is malformed,
+not in ``proxy_from`` (``proxy_untrusted``: the listener closes it at accept,
+so no reader is made for it), its header is malformed,
 truncated, oversized or of a version not accepted (``proxy_invalid``), or no
 complete header arrived within ``proxy_timeout`` seconds or before the peer
 closed (``proxy_missing``). Each reader holds at most the parser's bound
@@ -97,7 +98,6 @@ class HeaderReader:
         sock: socket.socket,
         addr: Any,
         *,
-        trusted: bool,
         timeout: float,
         timers: Timers,
         done: Outcome,
@@ -105,7 +105,6 @@ class HeaderReader:
         self.sock = sock
         self.addr = addr
         self.started = timers.now()
-        self._trusted = trusted
         self._parser = ProxyHeaderParser()
         self._done = done
         self._loop = asyncio.get_running_loop()
@@ -146,9 +145,6 @@ class HeaderReader:
             return
         if not data:
             self._finish(None, "proxy_missing")
-            return
-        if not self._trusted:
-            self._finish(None, "proxy_untrusted")
             return
         result = self._parser.feed(data)
         if isinstance(result, Pending):
