@@ -189,6 +189,8 @@ def servers(c: dict[str, Path], *, experiments: bool = False) -> list[Server]:
     base = [PY, str(HERE / "baselines.py")]
     found = [
         Server("socketkit", socketkit, {"rr", "stream", "udp"}, baseline=False),
+        # The same server on its per-datagram path: what the batched default saves.
+        Server("socketkit --udp-io plain", [*socketkit, "--udp-io", "plain"], {"udp"}, False),
         Server("asyncio-streams+uvloop", [*base, "streams", "--loop", "uvloop"], {"rr", "stream"}),
         Server(
             "asyncio-protocol+uvloop",

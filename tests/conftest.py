@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import pytest
 from hypothesis import settings
 
-from socketkit.runtime import ServerThread, loop_factory, serve_in_thread
+from socketkit.runtime import ServerThread, loop_factory, mmsg, serve_in_thread
 from tests.support import TIMEOUT
 
 # Test what users get: subprocesses inherit this environment, and a variable this
@@ -36,6 +36,33 @@ T = TypeVar("T")
 
 
 LOOPS = ["asyncio", "uvloop"]
+UDP_IO = ["batched", "plain"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "udp_io: run the test once per UDP I/O path (batched recvmmsg/sendmmsg, plain "
+        "recvfrom/sendto), chosen through $SOCKETKIT_UDP_IO so servers in subprocesses follow",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("udp_io") is not None:
+        if "udp_io" not in metafunc.fixturenames:
+            metafunc.fixturenames.append("udp_io")
+        metafunc.parametrize("udp_io", UDP_IO, indirect=True)
+
+
+@pytest.fixture
+def udp_io(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The UDP path this test runs (``@pytest.mark.udp_io``): every fast path, same tests."""
+    name: str = request.param
+    if name == "batched" and not mmsg.available():
+        # On Linux the helper must be there: test_mmsg.py fails if it is not.
+        pytest.skip("batched UDP needs the native helper (Linux, built at install)")
+    monkeypatch.setenv(mmsg.ENV, name)
+    return name
 
 
 @pytest.fixture(autouse=True)

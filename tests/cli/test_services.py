@@ -250,6 +250,17 @@ def test_serve_refuses_a_quote_over_the_limit_before_binding(
 def test_serve_rejects_bad_udp_flags(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "serve", "--udp-rate", "-1")[0] == 64
     assert run(capsys, "serve", "--udp-amplification", "lots")[0] == 64
+    assert run(capsys, "serve", "--udp-io", "fast")[0] == 64
+
+
+def test_a_bad_udp_io_environment_is_one_line_naming_the_variable(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOCKETKIT_UDP_IO", "fast")
+    code, _, err = run(capsys, "serve", "echo", "--port", "0")
+    assert code == 64
+    assert err.count("\n") == 1 and "SOCKETKIT_UDP_IO='fast'" in err
+    assert "Traceback" not in err
 
 
 def _read_lines(stream: io.BufferedReader | None, into: queue.Queue[str]) -> None:

@@ -91,6 +91,7 @@ def test_dual_stack_serves_ipv4_and_ipv6_on_one_socket(arun: Run) -> None:
     arun(main)
 
 
+@pytest.mark.udp_io
 def test_port_zero_gives_tcp_and_udp_one_port(arun: Run) -> None:
     async def main() -> None:
         bindings = [Binding("echo", "tcp", "127.0.0.1", 0), Binding("echo", "udp", "127.0.0.1", 0)]
@@ -100,6 +101,7 @@ def test_port_zero_gives_tcp_and_udp_one_port(arun: Run) -> None:
     arun(main)
 
 
+@pytest.mark.udp_io
 def test_udp_echo_all_byte_values(arun: Run) -> None:
     async def main() -> None:
         async with Server([Binding("echo", "udp", "127.0.0.1", 0)]) as server:

@@ -10,6 +10,8 @@ import asyncio
 import socket
 from typing import Any
 
+import pytest
+
 from socketkit import Limits, Server
 from socketkit.protocols import get_service
 from socketkit.runtime.activation import InetdSocket
@@ -65,6 +67,7 @@ def test_nowait_serves_the_one_connection_over_tcp_and_unix(arun: Run) -> None:
         arun(main)
 
 
+@pytest.mark.udp_io
 def test_wait_serves_the_datagram_socket(arun: Run) -> None:
     async def main() -> None:
         loop = asyncio.get_running_loop()

@@ -56,6 +56,7 @@ def test_every_tcp_check_passes(serve_all: ServerThread, loop_name: str) -> None
     assert _not_passed(results) == {}
 
 
+@pytest.mark.udp_io
 @pytest.mark.timeout(180)
 def test_udp_conformance_passes_and_the_audit_sees_the_loopback_exemption(
     serve_all: ServerThread, loop_name: str
@@ -69,6 +70,7 @@ def test_udp_conformance_passes_and_the_audit_sees_the_loopback_exemption(
     assert factors["chargen"] is not None and 1 < factors["chargen"] <= 512
 
 
+@pytest.mark.udp_io
 @pytest.mark.timeout(180)
 def test_with_the_guard_on_for_loopback_the_audit_passes() -> None:
     limits = Limits(udp_loopback_exempt=False)
@@ -83,6 +85,7 @@ def test_with_the_guard_on_for_loopback_the_audit_passes() -> None:
     assert all(r.measure is not None and r.measure < OPTIONS.burst for r in limited)
 
 
+@pytest.mark.udp_io
 @pytest.mark.timeout(180)
 def test_ipv6_tcp_and_udp() -> None:
     with serve_in_thread(*SERVICES, host="::1") as server:

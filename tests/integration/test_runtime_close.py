@@ -8,6 +8,8 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
+
 from socketkit import Binding, Limits, Server, ServiceInfo
 from tests.support import TIMEOUT, ReplyThenClose
 
@@ -64,6 +66,7 @@ def test_chargen_notices_fin_while_the_client_is_slow(arun: Run) -> None:
     arun(main)
 
 
+@pytest.mark.udp_io
 def test_udp_guards_are_on_without_asking(arun: Run) -> None:
     """A library user who passes no policy still gets the reply budget."""
 

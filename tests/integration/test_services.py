@@ -137,6 +137,7 @@ async def udp_barrier(ep: Endpoint) -> None:
 # -- each service on every transport and family ------------------------------------
 
 
+@pytest.mark.udp_io
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
 def test_every_service_over_tcp_udp_and_unix(arun: Run, host: str, unix_dir: str) -> None:
     async def main() -> None:
@@ -243,6 +244,7 @@ def test_clients_over_every_transport(arun: Run, unix_dir: str) -> None:
     arun(main)
 
 
+@pytest.mark.udp_io
 def test_udp_client_times_out_when_the_server_does_not_answer(arun: Run) -> None:
     async def main() -> None:
         async with make_server(["time"], limits=Limits(udp_loopback_exempt=False)) as server:
@@ -410,6 +412,7 @@ def test_a_client_that_never_reads_cannot_grow_our_memory(arun: Run) -> None:
 # -- UDP guards -----------------------------------------------------------------------
 
 
+@pytest.mark.udp_io
 def test_datagram_from_source_port_19_gets_no_reply(arun: Run) -> None:
     async def main() -> None:
         async with make_server(["daytime", "chargen"]) as server:
@@ -437,6 +440,7 @@ def test_datagram_from_source_port_19_gets_no_reply(arun: Run) -> None:
     arun(main)
 
 
+@pytest.mark.udp_io
 def test_the_guard_learns_every_port_we_answer_udp_on(arun: Run) -> None:
     """The loop guard without privileges: a datagram "from" our own chargen's port
     (what a spoofed echo-chargen loop looks like) would be refused. We cannot bind
@@ -458,6 +462,7 @@ def test_the_guard_learns_every_port_we_answer_udp_on(arun: Run) -> None:
     arun(main)
 
 
+@pytest.mark.udp_io
 def test_rate_limit_stops_a_flood_from_one_source_while_another_is_served(arun: Run) -> None:
     """On virtual time the bucket refills only when the test says so: exactly the burst
     is answered, and exactly one more reply once 1/udp_rate seconds have passed."""
@@ -495,6 +500,7 @@ def test_rate_limit_stops_a_flood_from_one_source_while_another_is_served(arun: 
     arun(main)
 
 
+@pytest.mark.udp_io
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
 def test_replies_never_exceed_the_amplification_budget(arun: Run, host: str) -> None:
     async def main() -> None:
@@ -525,6 +531,7 @@ def test_replies_never_exceed_the_amplification_budget(arun: Run, host: str) -> 
     arun(main)
 
 
+@pytest.mark.udp_io
 def test_loopback_sources_get_full_rfc_replies_by_default(arun: Run) -> None:
     async def main() -> None:
         async with make_server(["qotd", "time"]) as server:

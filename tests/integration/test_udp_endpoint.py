@@ -1,12 +1,16 @@
 """runtime/udp.py: every ready datagram answered per wake-up, through the one guarded path.
 
-Runs under asyncio and uvloop (``arun``); the client is a non-blocking UDP
-socket driven by the same loop, every wait bounded by TIMEOUT.
+Runs under asyncio and uvloop (``arun``), and on both I/O paths (``udp_io``:
+batched recvmmsg/sendmmsg and plain recvfrom/sendto); the client is a
+non-blocking UDP socket driven by the same loop, every wait bounded by TIMEOUT.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
+import json
+import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -14,8 +18,10 @@ from typing import Any
 
 import pytest
 
+from socketkit.logs import configure_access_log
 from socketkit.protocols.base import DatagramService
 from socketkit.protocols.echo import EchoDatagram
+from socketkit.runtime import mmsg
 from socketkit.runtime.guards import UdpGuard
 from socketkit.runtime.limits import Limits
 from socketkit.runtime.stats import Counters
@@ -23,6 +29,8 @@ from socketkit.runtime.udp import UdpEndpoint, allow_all
 from tests.support import TIMEOUT
 
 Run = Callable[[Callable[[], Awaitable[Any]]], Any]
+
+pytestmark = pytest.mark.udp_io
 
 
 def udp_pair() -> tuple[socket.socket, socket.socket]:
@@ -261,7 +269,7 @@ class WrongType(DatagramService):
         return ["bad"] if datagram == b"bad" else [datagram]  # type: ignore[list-item]
 
 
-def test_a_bug_escaping_the_batch_keeps_the_counts_of_what_it_served() -> None:
+def test_a_bug_escaping_the_batch_keeps_the_counts_of_what_it_served(udp_io: str) -> None:
     server, client = udp_pair()
     server.setblocking(False)
     counters = Counters()
@@ -269,8 +277,14 @@ def test_a_bug_escaping_the_batch_keeps_the_counts_of_what_it_served() -> None:
     try:
         for message in (b"one", b"two", b"bad"):  # loopback delivers within send()
             client.send(message)
-        with pytest.raises(TypeError):
-            endpoint._on_readable()  # the loop would log it; the counts must stay
+        if udp_io == "plain":
+            with pytest.raises(TypeError):
+                endpoint._on_readable()  # the loop would log it; the counts must stay
+        else:
+            # sendmmsg refuses the one reply that is not bytes; the others went.
+            endpoint._batcher = mmsg.batcher(server)
+            endpoint._on_readable_batched()
+            assert counters.datagrams_dropped == 1
         assert counters.datagrams_received == 3
         assert counters.bytes_received == 9
         assert counters.datagrams_sent == 2
@@ -278,3 +292,84 @@ def test_a_bug_escaping_the_batch_keeps_the_counts_of_what_it_served() -> None:
     finally:
         endpoint.close()
         client.close()
+
+
+class TooBig(DatagramService):
+    """Answers each datagram twice: once too large for UDP, once in full."""
+
+    def handle(self, datagram: bytes, now: float) -> list[bytes]:
+        return [b"x" * 70_000, datagram]
+
+
+def test_the_path_taken_is_the_one_asked_for_and_narration_stays_plain(
+    arun: Run, udp_io: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> tuple[bool, bool]:
+        server, client = udp_pair()
+        quiet = UdpEndpoint("echo/udp", server, EchoDatagram(), time.time)
+        quiet.start()
+        server2, client2 = udp_pair()
+        told = UdpEndpoint("echo/udp", server2, EchoDatagram(), time.time, narrate=True, io="auto")
+        told.start()
+        try:
+            return quiet.batched, told.batched
+        finally:
+            for item in (quiet, told, client, client2):
+                item.close()
+
+    with caplog.at_level(logging.INFO, logger="socketkit.server"):  # narration shows
+        assert arun(main) == (udp_io == "batched", False)
+
+
+def test_a_reply_the_kernel_refuses_is_dropped_counted_and_the_rest_go(arun: Run) -> None:
+    async def main() -> tuple[Counters, list[bytes]]:
+        server, client = udp_pair()
+        counters = Counters()
+        endpoint = UdpEndpoint("big/udp", server, TooBig(), time.time, counters=counters)
+        endpoint.start()
+        try:
+            for message in (b"one", b"two", b"three"):
+                client.send(message)
+            return counters, await receive(client, 3)
+        finally:
+            endpoint.close()
+            client.close()
+
+    counters, got = arun(main)
+    assert sorted(got) == [b"one", b"three", b"two"]
+    assert (counters.datagrams_sent, counters.datagrams_dropped) == (3, 3)
+    assert counters.bytes_sent == len(b"onetwothree")
+
+
+def test_the_access_log_says_what_went_back_to_each_source(arun: Run) -> None:
+    async def main() -> None:
+        server, client = udp_pair()
+        other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        other.bind(("127.0.0.2", 0))  # the rate limit is per source address
+        other.connect(server.getsockname())
+        other.setblocking(False)
+        guard = UdpGuard(Limits(udp_loopback_exempt=False, udp_rate=0.01, udp_burst=1))
+        endpoint = UdpEndpoint("echo/udp", server, TooBig(), time.time, policy=guard)
+        endpoint.start()
+        try:
+            client.send(b"first")  # answered; the too-big reply is over the 1x budget
+            assert await receive(client, 1) == [b"first"]
+            client.send(b"second")  # rate-limited: nothing goes back
+            other.send(b"sync")  # another address: served after "second", in order
+            assert await receive(other, 1) == [b"sync"]
+        finally:
+            for item in (endpoint, client, other):
+                item.close()
+
+    stream = io.StringIO()
+    configure_access_log(stream, fmt="json")
+    try:
+        arun(main)
+    finally:
+        configure_access_log(None)
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(r["bytes_in"], r["bytes_out"], r["ended"]) for r in records] == [
+        (5, 5, "answered"),
+        (6, 0, "no_reply"),
+        (4, 4, "answered"),
+    ]

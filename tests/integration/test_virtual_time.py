@@ -237,6 +237,7 @@ def test_a_connection_that_finishes_within_the_grace_is_not_cut(arun: Run) -> No
 # -- the UDP token bucket -----------------------------------------------------------
 
 
+@pytest.mark.udp_io
 def test_udp_token_bucket_refills_at_udp_rate_per_virtual_second(arun: Run) -> None:
     """A burst of 3, then 2 replies per virtual second; the bucket never holds more than 3."""
     clock = VirtualClock()

@@ -54,6 +54,7 @@ from socketkit.runtime.metrics import (
     published,
     start_metrics_server,
 )
+from socketkit.runtime.mmsg import ENV, IO_CHOICES, available, chosen_io
 from socketkit.runtime.proxied import ProxyTrust
 from socketkit.runtime.stats import ServerStatistics
 from socketkit.runtime.workers import MAX_WORKERS, UNIX_ONLY, WorkerPool, combine_statistics
@@ -270,6 +271,14 @@ def register(sub: Any) -> None:
         action="store_true",
         help="apply the rate limit and the budget to loopback sources too (default: exempt)",
     )
+    udp.add_argument(
+        "--udp-io",
+        choices=IO_CHOICES,
+        default=None,
+        help="UDP system calls: batched (recvmmsg/sendmmsg, one per wake-up), plain "
+        "(recvfrom/sendto per datagram) or auto: batched where socketkit's native helper "
+        f"is built, plain with -v (default: ${ENV} or auto)",
+    )
     p.add_argument(
         "--quotes",
         metavar="FILE",
@@ -446,6 +455,14 @@ def _run(args: argparse.Namespace) -> int:
         tcp = not udp
     elif udp is None:
         udp = not tcp
+    if args.udp_io is not None:
+        # The environment carries the choice to --workers processes too.
+        os.environ[ENV] = args.udp_io
+    if chosen_io(None) == "batched" and not available():
+        raise UsageError(
+            "--udp-io batched needs socketkit's native helper, which this install lacks "
+            "(Linux, and a C compiler at install time): use --udp-io plain or auto"
+        )
     try:
         limits = _limits(args)
     except UsageError as exc:

@@ -150,6 +150,13 @@ class StreamProtocol(ABC):
 class DatagramService(ABC):
     """A datagram service: one datagram in, zero or more reply datagrams out."""
 
+    mirrors_input: ClassVar[bool] = False
+    """True when the one reply is always the datagram itself (echo).
+
+    The batched UDP path may then send what it received, as received,
+    without calling ``handle`` for sources the guard lets through freely.
+    """
+
     @abstractmethod
     def handle(self, datagram: bytes, now: float) -> list[bytes]:
         """Replies to one datagram. Never raises for any bytes."""

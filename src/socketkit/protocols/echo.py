@@ -33,5 +33,7 @@ class EchoStream(StreamProtocol):
 
 
 class EchoDatagram(DatagramService):
+    mirrors_input: ClassVar[bool] = True
+
     def handle(self, datagram: bytes, now: float) -> list[bytes]:
         return [datagram]

@@ -45,6 +45,7 @@ from socketkit.runtime.bind import (
 from socketkit.runtime.guards import UdpGuard
 from socketkit.runtime.limits import Limits
 from socketkit.runtime.listener import Listener
+from socketkit.runtime.mmsg import UdpIo
 from socketkit.runtime.stats import ServerStatistics, combine_statistics
 from socketkit.runtime.timers import Cancellable, LoopTimers, Timers
 from socketkit.runtime.udp import ReplyPolicy, UdpEndpoint
@@ -85,6 +86,7 @@ class Server:
         udp_policy: ReplyPolicy | None = None,
         port_sharing: PortSharing = "none",
         adopted: Sequence[BoundSocket] = (),
+        udp_io: UdpIo | None = None,
     ) -> None:
         if port_sharing != "none" and not hasattr(socket, "SO_REUSEPORT"):
             raise UsageError(
@@ -100,6 +102,8 @@ class Server:
         self._clock = clock
         self._timers = timers
         self._udp_policy = udp_policy
+        self._udp_io = udp_io
+        """Batched or plain UDP I/O (``mmsg.chosen_io``: None reads $SOCKETKIT_UDP_IO)."""
         self._table = ConnectionTable(self.limits)
         self._cut = 0
         """Connections still open when the grace ran out (counted by the server, not a listener)."""
@@ -297,6 +301,7 @@ class Server:
                 policy=policy,
                 narrate=self.narrate,
                 endpoint=ep,
+                io=self._udp_io,
             )
             udp.start()
             self._udp.append(udp)
