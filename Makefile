@@ -14,11 +14,11 @@ $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
 	  echo "could not create a virtual environment: on Debian/Ubuntu run: sudo apt-get install python3-venv"; exit 1; }
 
-$(VENV)/.installed: pyproject.toml setup.py src/socketkit/runtime/_mmsg.c | $(BIN)/python
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard src/socketkit/runtime/*.c) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml setup.py src/socketkit/runtime/_mmsg.c | $(BIN)/python
+$(VENV)/.installed-test: pyproject.toml setup.py $(wildcard src/socketkit/runtime/*.c) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 

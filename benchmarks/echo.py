@@ -189,8 +189,15 @@ def servers(c: dict[str, Path], *, experiments: bool = False) -> list[Server]:
     base = [PY, str(HERE / "baselines.py")]
     found = [
         Server("socketkit", socketkit, {"rr", "stream", "udp"}, baseline=False),
-        # The same server on its per-datagram path: what the batched default saves.
+        # The same server on its Python paths: what the native default saves
+        # (`env` execs the server, so the pid measured is the server's).
         Server("socketkit --udp-io plain", [*socketkit, "--udp-io", "plain"], {"udp"}, False),
+        Server(
+            "socketkit SOCKETKIT_MIRROR=transport",
+            ["env", "SOCKETKIT_MIRROR=transport", *socketkit, "--no-udp"],
+            {"rr", "stream"},
+            False,
+        ),
         Server("asyncio-streams+uvloop", [*base, "streams", "--loop", "uvloop"], {"rr", "stream"}),
         Server(
             "asyncio-protocol+uvloop",

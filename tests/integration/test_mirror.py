@@ -1,7 +1,8 @@
-"""runtime/mirror.py: the echo fast path keeps the stream adapter's semantics.
+"""runtime/mirror.py and native_mirror.py: the echo fast paths keep the stream adapter's semantics.
 
-The first tests drive a ``MirrorConnection`` directly on one end of a
-connected pair, with a stand-in ``ConnectionHost`` whose deadlines run on
+Every test runs on both mirrors (``mirror_kind``: the C relay of
+native_mirror.py and the transport mirror of mirror.py). The first tests
+drive a mirror connection directly on one end of a connected pair, with a stand-in ``ConnectionHost`` whose deadlines run on
 ``ManualTimers``; the last ones go through a real ``Server``, which picks the
 mirror for echo with the default ``read_chunk``. Everything runs under
 asyncio and uvloop, every wait bounded by TIMEOUT, loopback and port 0 only.
@@ -18,13 +19,33 @@ from typing import Any
 import pytest
 
 import socketkit.runtime.listener as listener_module
-from socketkit.runtime import Binding, Limits, ManualTimers, Server, Timers, serve_in_thread
+from socketkit.runtime import (
+    Binding,
+    Limits,
+    ManualTimers,
+    Server,
+    Timers,
+    native_mirror,
+    serve_in_thread,
+)
 from socketkit.runtime.connection import Connection
 from socketkit.runtime.mirror import MIRROR_MIN_CHUNK, MirrorConnection
+from socketkit.runtime.native_mirror import NativeMirrorConnection
 from socketkit.runtime.stats import Counters
 from tests.support import TIMEOUT, client, recv_exactly
 
 Run = Callable[[Callable[[], Awaitable[Any]]], Any]
+Mirror = MirrorConnection | NativeMirrorConnection
+
+
+@pytest.fixture(autouse=True, params=["native", "transport"])
+def mirror_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which mirror the test runs (``$SOCKETKIT_MIRROR``, as the listener reads it)."""
+    kind: str = request.param
+    if kind == "native" and not native_mirror.available():
+        pytest.skip("the native relay was not built (no C compiler at install time)")
+    monkeypatch.setenv(native_mirror.ENV, kind)
+    return kind
 
 
 class Host:
@@ -44,9 +65,7 @@ class Host:
         self.closed.append(conn)
 
 
-async def mirror_pair(
-    host: Host, family: int = socket.AF_INET
-) -> tuple[MirrorConnection, socket.socket]:
+async def mirror_pair(host: Host, family: int = socket.AF_INET) -> tuple[Mirror, socket.socket]:
     """A mirror on one end of a connected pair, our client socket on the other."""
     if family == socket.AF_UNIX:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -60,9 +79,9 @@ async def mirror_pair(
         listener.close()
     theirs.setblocking(False)
     ours.setblocking(False)
-    mirror = MirrorConnection(host, "peer", "source")
-    loop = asyncio.get_running_loop()
-    await asyncio.wait_for(loop.connect_accepted_socket(lambda: mirror, ours), TIMEOUT)
+    kind = NativeMirrorConnection if native_mirror.chosen_mirror() == "native" else MirrorConnection
+    mirror = kind(host, "peer", "source")
+    await asyncio.wait_for(mirror.attach(asyncio.get_running_loop(), ours), TIMEOUT)
     return mirror, theirs
 
 
@@ -112,7 +131,7 @@ def test_every_byte_comes_back_then_the_mirror_closes(arun: Run, family: int) ->
     host = Host()
     payload = os.urandom(3 * 1024 * 1024 + 17)
 
-    async def main() -> tuple[bytes, MirrorConnection]:
+    async def main() -> tuple[bytes, Mirror]:
         mirror, sock = await mirror_pair(host, family)
         try:
             got = await send_and_collect(sock, payload)
@@ -249,7 +268,7 @@ def test_abort_and_close_is_graceful(arun: Run) -> None:
 def test_stop_reading_takes_no_new_bytes(arun: Run) -> None:
     host = Host()
 
-    async def main() -> MirrorConnection:
+    async def main() -> Mirror:
         mirror, sock = await mirror_pair(host)
         try:
             mirror.stop_reading()
@@ -279,16 +298,22 @@ def test_stop_reading_takes_no_new_bytes(arun: Run) -> None:
 
 
 @pytest.fixture
-def mirrors_made(monkeypatch: pytest.MonkeyPatch) -> list[MirrorConnection]:
-    """Every MirrorConnection the listener creates (the listener's own name is patched)."""
-    made: list[MirrorConnection] = []
+def mirrors_made(monkeypatch: pytest.MonkeyPatch, mirror_kind: str) -> list[Connection]:
+    """Every mirror the listener creates, of the kind the test runs (its names are patched)."""
+    made: list[Connection] = []
 
     class Recorded(MirrorConnection):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             made.append(self)
 
+    class RecordedNative(NativeMirrorConnection):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
     monkeypatch.setattr(listener_module, "MirrorConnection", Recorded)
+    monkeypatch.setattr(listener_module, "NativeMirrorConnection", RecordedNative)
     return made
 
 
@@ -304,7 +329,8 @@ def mirrors_made(monkeypatch: pytest.MonkeyPatch) -> list[MirrorConnection]:
 )
 def test_the_server_runs_echo_through_the_mirror(
     arun: Run,
-    mirrors_made: list[MirrorConnection],
+    mirrors_made: list[Connection],
+    mirror_kind: str,
     read_chunk: int,
     narrate: bool,
     mirrored: bool,
@@ -329,6 +355,8 @@ def test_the_server_runs_echo_through_the_mirror(
 
     arun(main)
     assert len(mirrors_made) == (1 if mirrored else 0)
+    native = mirror_kind == "native"
+    assert all(isinstance(m, NativeMirrorConnection) == native for m in mirrors_made)
 
 
 def test_statistics_include_an_open_mirrors_bytes(loop_name: str) -> None:

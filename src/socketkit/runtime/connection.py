@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from abc import ABC, abstractmethod
 from typing import Protocol
 
@@ -92,6 +93,14 @@ class Connection(asyncio.BaseProtocol, ABC):
         the header; it hands those bytes over through this one method, so no
         caller needs to know which asyncio protocol kind a connection is.
         """
+
+    async def attach(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+        """Start serving an accepted, non-blocking socket.
+
+        Asyncio protocols go through the loop's own transport; a connection
+        that moves bytes itself (the native echo relay) overrides this.
+        """
+        await loop.connect_accepted_socket(lambda: self, sock)
 
     def report(self) -> None:
         """Bring lazily counted traffic into the server's counters (default: counted eagerly)."""

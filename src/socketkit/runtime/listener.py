@@ -30,6 +30,8 @@ from socketkit.runtime.bind import BoundEndpoint, unlink_socket
 from socketkit.runtime.connection import Connection
 from socketkit.runtime.limits import Limits
 from socketkit.runtime.mirror import MIRROR_MIN_CHUNK, MirrorConnection
+from socketkit.runtime.native_mirror import NativeMirrorConnection, chosen_mirror
+from socketkit.runtime.native_mirror import available as native_mirror_available
 from socketkit.runtime.proxied import HeaderReader, ProxyTrust, drain_and_close
 from socketkit.runtime.stats import Counters, ServerStatistics
 from socketkit.runtime.stream import StreamConnection
@@ -106,6 +108,8 @@ class Listener:
             and not self.narrate
             and self.limits.read_chunk >= MIRROR_MIN_CHUNK
         ):
+            if chosen_mirror() != "transport" and native_mirror_available():
+                return lambda peer, source: NativeMirrorConnection(self, peer, source)
             return lambda peer, source: MirrorConnection(self, peer, source)
         return lambda peer, source: StreamConnection(self, stream(now=self._clock()), peer, source)
 
@@ -317,7 +321,7 @@ class Listener:
 
     async def _connect(self, sock: socket.socket, conn: Connection, rest: bytes = b"") -> None:
         try:
-            await self._loop.connect_accepted_socket(lambda: conn, sock)
+            await conn.attach(self._loop, sock)
             if rest:
                 conn.receive(rest)
         except (OSError, asyncio.CancelledError) as exc:

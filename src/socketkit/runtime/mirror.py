@@ -1,4 +1,8 @@
-"""The echo fast path: the loop's own transport writes each chunk straight back.
+"""The echo fast path on the loop's transport: where the C relay is not built.
+
+``native_mirror.py`` relays echo in C and is the default where socketkit's
+native helper is built; this one is the same contract in Python, taken
+without the helper or with ``SOCKETKIT_MIRROR=transport``.
 
 A stream protocol that declares ``mirrors_input = True`` (its output is
 exactly its input, as echo's is) need not be driven byte by byte: the
