@@ -87,3 +87,35 @@ def test_udp_guards_are_on_without_asking(arun: Run) -> None:
             assert len(reply) <= 10, "a 10-byte request may get at most 10 bytes back"
 
     arun(main)
+
+
+@pytest.mark.parametrize("mirror", ["native", "transport"])
+def test_a_connection_cancelled_before_it_started_is_released_and_closed(
+    arun: Run, mirror: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listener closes in the same loop turn that accepted: its connect task never ran."""
+    monkeypatch.setenv("SOCKETKIT_MIRROR", mirror)
+
+    async def main() -> None:
+        async with Server([Binding("echo", "tcp", "127.0.0.1", 0)]) as server:
+            ep = server.address("echo", "tcp")
+            listener = server._listeners[0]
+            loop = asyncio.get_running_loop()
+            sock = socket.socket()
+            sock.setblocking(False)
+            assert listener.sock is not None
+            loop.remove_reader(listener.sock.fileno())  # the test accepts, not the loop
+            try:
+                await loop.sock_connect(sock, (ep.host, ep.port))  # queued for accept()
+                listener._on_readable()  # accept now, as the loop would
+                started = list(listener._pending)
+                assert len(started) == 1 and server.statistics().connections_active == 1
+                listener.close()  # cancels the connect task before its first step
+                await asyncio.wait_for(asyncio.gather(*started, return_exceptions=True), TIMEOUT)
+                assert server.statistics().connections_active == 0
+                # The server's socket was closed, not left to the garbage collector.
+                assert await asyncio.wait_for(loop.sock_recv(sock, 10), TIMEOUT) == b""
+            finally:
+                sock.close()
+
+    arun(main)

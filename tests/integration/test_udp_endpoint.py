@@ -373,3 +373,25 @@ def test_the_access_log_says_what_went_back_to_each_source(arun: Run) -> None:
         (6, 0, "no_reply"),
         (4, 4, "answered"),
     ]
+
+
+def test_one_wake_up_serves_at_most_max_per_wakeup(udp_io: str) -> None:
+    server, client = udp_pair()
+    server.setblocking(False)
+    counters = Counters()
+    endpoint = UdpEndpoint(
+        "echo/udp", server, EchoDatagram(), time.time, counters=counters, max_per_wakeup=5
+    )
+    try:
+        for i in range(12):  # loopback delivers within send()
+            client.send(b"%d" % i)
+        if udp_io == "batched":
+            endpoint._batcher = mmsg.batcher(server, 4)  # 4 + 1: the budget cuts the last call
+            endpoint._on_readable_batched()
+        else:
+            endpoint._on_readable()
+        assert counters.datagrams_received == 5
+        assert counters.datagrams_sent == 5
+    finally:
+        endpoint.close()
+        client.close()

@@ -138,3 +138,23 @@ def test_the_path_is_chosen_by_argument_then_environment(
     monkeypatch.setenv(mmsg.ENV, "fast")
     with pytest.raises(UsageError, match="SOCKETKIT_UDP_IO='fast'"):
         mmsg.chosen_io(None)
+
+
+@needs_helper
+def test_recv_takes_at_most_its_limit_and_an_unset_batch_refuses(
+    made: list[socket.socket],
+) -> None:
+    from socketkit.runtime._mmsg import Batch
+
+    server = bound(made, socket.AF_INET, "127.0.0.1", blocking=False)
+    client = bound(made, socket.AF_INET, "127.0.0.1", blocking=True)
+    for i in range(5):
+        client.sendto(b"%d" % i, server.getsockname())
+    batch = mmsg.batcher(server, slots=8)
+    assert [d for d, _ in batch.recv(3)] == [b"0", b"1", b"2"]
+    assert [d for d, _ in batch.recv()] == [b"3", b"4"]
+    unset = Batch.__new__(Batch)
+    with pytest.raises(RuntimeError, match="not initialised"):
+        unset.send([(b"x", ("127.0.0.1", 9))])
+    with pytest.raises(RuntimeError, match="not initialised"):
+        unset.recv()

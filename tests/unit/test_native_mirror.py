@@ -108,3 +108,40 @@ def test_bad_settings_are_refused(
 ) -> None:
     with pytest.raises(ValueError, match="0 <= low <= high and 1 <= chunk"):
         relay(pair[0], [], **kwargs)
+
+
+def test_an_unset_relay_refuses_instead_of_crashing() -> None:
+    from socketkit.runtime._mirror import Mirror
+
+    unset = Mirror.__new__(Mirror)
+    for call in (unset, unset.flush, lambda: unset.feed(b"x")):
+        with pytest.raises(RuntimeError, match="not initialised"):
+            call()
+
+
+def test_kept_output_is_given_back_once_written(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    import tracemalloc
+
+    ours, theirs = pair
+    events: list[int] = []
+    mirror = relay(ours, events, high=1 << 30, low=0, chunk=64 * 1024)
+    tracemalloc.start()
+    try:
+        block = b"z" * 65536
+        for _ in range(64):  # 4 MiB: far more than the socket buffers hold
+            theirs.sendall(block)
+            mirror()  # type: ignore[operator]
+        assert mirror.pending > 1 << 20  # type: ignore[attr-defined]
+        held = tracemalloc.get_traced_memory()[0]
+        got = 0
+        for _ in range(10_000):
+            if mirror.pending == 0:  # type: ignore[attr-defined]
+                break
+            got += len(theirs.recv(1 << 20))
+            mirror.flush()  # type: ignore[attr-defined]
+        assert mirror.pending == 0  # type: ignore[attr-defined]
+        assert tracemalloc.get_traced_memory()[0] < held - (1 << 20)
+    finally:
+        tracemalloc.stop()

@@ -80,6 +80,27 @@ mirror_dealloc(Mirror *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+static PyObject *
+mirror_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    Mirror *self = (Mirror *)PyType_GenericNew(type, args, kwds);
+    if (self != NULL) {
+        self->fd = -1;
+    }
+    return (PyObject *)self;
+}
+
+/* 0 if ready; -1 with an exception for an object __init__ never set up. */
+static int
+ready(Mirror *self)
+{
+    if (self->fd < 0 || self->on_event == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "this Mirror was not initialised");
+        return -1;
+    }
+    return 0;
+}
+
 static int
 mirror_init(Mirror *self, PyObject *args, PyObject *kwds)
 {
@@ -200,6 +221,9 @@ mirror_call(Mirror *self, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_TypeError, "a Mirror is called with no arguments");
         return NULL;
     }
+    if (ready(self) < 0) {
+        return NULL;
+    }
     int flags = 0;
     ssize_t n;
     do {
@@ -222,6 +246,9 @@ mirror_call(Mirror *self, PyObject *args, PyObject *kwds)
 static PyObject *
 mirror_feed(Mirror *self, PyObject *data)
 {
+    if (ready(self) < 0) {
+        return NULL;
+    }
     Py_buffer view;
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
         return NULL;
@@ -239,6 +266,9 @@ mirror_feed(Mirror *self, PyObject *data)
 static PyObject *
 mirror_flush(Mirror *self, PyObject *Py_UNUSED(ignored))
 {
+    if (ready(self) < 0) {
+        return NULL;
+    }
     int flags = 0;
     Py_ssize_t before = kept_size(self);
     while (kept_size(self) > 0) {
@@ -261,7 +291,11 @@ mirror_flush(Mirror *self, PyObject *Py_UNUSED(ignored))
         }
     }
     if (kept_size(self) == 0) {
-        self->start = self->end = 0;
+        /* Drained: give the memory back (a client that stalled once must not
+           keep up to high + chunk bytes for the rest of its connection). */
+        PyMem_RawFree(self->kept);
+        self->kept = NULL;
+        self->start = self->end = self->capacity = 0;
         flags |= DRAINED;
     } else if (before > self->low && kept_size(self) <= self->low) {
         flags |= RESUME;
@@ -320,7 +354,7 @@ static PyTypeObject MirrorType = {
     .tp_methods = mirror_methods,
     .tp_getset = mirror_getset,
     .tp_init = (initproc)mirror_init,
-    .tp_new = PyType_GenericNew,
+    .tp_new = mirror_new,
 };
 
 static struct PyModuleDef module = {

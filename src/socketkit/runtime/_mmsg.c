@@ -9,7 +9,7 @@
  * (runtime/udp.py), so they apply per datagram exactly as on the plain path.
  *
  * Batch(fd, family, slots=64, slot_size=65536)
- *   recv() -> list of (bytes, address): every datagram ready, up to slots, in
+ *   recv(limit=slots) -> list of (bytes, address): every datagram ready, up to limit, in
  *       one recvmmsg(MSG_DONTWAIT); [] when none is ready; OSError when the
  *       first read fails (e.g. an ICMP error queued by an earlier reply).
  *   send(replies) -> (sent, sent_bytes, failures): replies is a list of
@@ -19,8 +19,7 @@
  *       failures, a list of (index, errno), or None when all went.
  *
  * Addresses are the tuples socket.recvfrom gives ((host, port) for IPv4,
- * (host, port, flowinfo, scope_id) for IPv6, host from getnameinfo with
- * NI_NUMERICHOST as CPython does). The last CACHE sources are kept, raw and
+ * (host, port, flowinfo, scope_id) for IPv6, host from inet_ntop as CPython's). The last CACHE sources are kept, raw and
  * decoded, so a busy port's few sources cost a memcmp, and a reply sent to
  * the very tuple recv() returned is addressed without parsing it again.
  * The socket must be non-blocking calls only (MSG_DONTWAIT), so the GIL is
@@ -75,6 +74,17 @@ batch_dealloc(Batch *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* 0 if ready; -1 with an exception for an object __init__ never set up. */
+static int
+ready(Batch *self)
+{
+    if (self->buffers == NULL || self->slots == 0) {
+        PyErr_SetString(PyExc_RuntimeError, "this Batch was not initialised");
+        return -1;
+    }
+    return 0;
+}
+
 static int
 batch_init(Batch *self, PyObject *args, PyObject *kwds)
 {
@@ -118,22 +128,24 @@ batch_init(Batch *self, PyObject *args, PyObject *kwds)
     return 0;
 }
 
-/* The tuple socket.recvfrom would give for this sockaddr (new reference). */
+/* The tuple socket.recvfrom would give for this sockaddr (new reference):
+   inet_ntop, as CPython's makesockaddr (no "%scope" suffix on the host). */
 static PyObject *
-decode(const struct sockaddr *sa, socklen_t len)
+decode(const struct sockaddr *sa)
 {
-    char host[NI_MAXHOST];
-    int rc = getnameinfo(sa, len, host, sizeof(host), NULL, 0, NI_NUMERICHOST);
-    if (rc != 0) {
-        PyErr_Format(PyExc_OSError, "getnameinfo: %s", gai_strerror(rc));
-        return NULL;
-    }
+    char host[INET6_ADDRSTRLEN];
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        if (inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host)) == NULL) {
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
         return Py_BuildValue("(si)", host, (int)ntohs(in->sin_port));
     }
     if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        if (inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host)) == NULL) {
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
         return Py_BuildValue("(siII)", host, (int)ntohs(in6->sin6_port),
                              (unsigned int)ntohl(in6->sin6_flowinfo),
                              (unsigned int)in6->sin6_scope_id);
@@ -153,7 +165,7 @@ source(Batch *self, const struct sockaddr_storage *raw, socklen_t len)
             return c->tuple;
         }
     }
-    PyObject *tuple = decode((const struct sockaddr *)raw, len);
+    PyObject *tuple = decode((const struct sockaddr *)raw);
     if (tuple == NULL) {
         return NULL;
     }
@@ -166,9 +178,16 @@ source(Batch *self, const struct sockaddr_storage *raw, socklen_t len)
 }
 
 static PyObject *
-batch_recv(Batch *self, PyObject *Py_UNUSED(ignored))
+batch_recv(Batch *self, PyObject *args)
 {
-    for (unsigned int i = 0; i < self->slots; i++) {
+    unsigned int limit = self->slots;
+    if (ready(self) < 0 || !PyArg_ParseTuple(args, "|I", &limit)) {
+        return NULL;
+    }
+    if (limit < 1 || limit > self->slots) {
+        limit = self->slots;
+    }
+    for (unsigned int i = 0; i < limit; i++) {
         self->iovecs[i].iov_base = self->buffers + i * self->slot_size;
         self->iovecs[i].iov_len = self->slot_size;
         struct msghdr *m = &self->headers[i].msg_hdr;
@@ -182,7 +201,7 @@ batch_recv(Batch *self, PyObject *Py_UNUSED(ignored))
     }
     int n;
     do {
-        n = recvmmsg(self->fd, self->headers, self->slots, MSG_DONTWAIT, NULL);
+        n = recvmmsg(self->fd, self->headers, limit, MSG_DONTWAIT, NULL);
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -243,8 +262,8 @@ encode(Batch *self, PyObject *addr, struct sockaddr_storage *raw, socklen_t *len
         }
         return -1;
     }
-    if (port < 0 || port > 65535) {
-        PyErr_SetString(PyExc_OverflowError, "port must be 0-65535");
+    if (port < 0 || port > 65535 || flowinfo > 0xfffff) {
+        PyErr_SetString(PyExc_OverflowError, "port must be 0-65535 and flowinfo 0-1048575");
         return -1;
     }
     struct addrinfo hints, *found = NULL;
@@ -289,14 +308,31 @@ note_failure(PyObject **failures, Py_ssize_t index, int err)
     return rc;
 }
 
+static void
+release(Batch *self, unsigned int count)
+{
+    for (unsigned int i = 0; i < count; i++) {
+        PyBuffer_Release(&self->views[i]);
+    }
+}
+
 static PyObject *
 batch_send(Batch *self, PyObject *replies)
 {
+    if (ready(self) < 0) {
+        return NULL;
+    }
     if (!PyList_Check(replies)) {
         PyErr_SetString(PyExc_TypeError, "replies must be a list of (data, address)");
         return NULL;
     }
-    Py_ssize_t total = PyList_GET_SIZE(replies);
+    /* A snapshot: a reply's buffer export may run Python code that changes
+       the list while we hold its items. */
+    PyObject *items = PyList_AsTuple(replies);
+    if (items == NULL) {
+        return NULL;
+    }
+    Py_ssize_t total = PyTuple_GET_SIZE(items);
     Py_ssize_t sent = 0, sent_bytes = 0, next = 0;
     PyObject *failures = NULL;
     while (next < total) {
@@ -304,14 +340,25 @@ batch_send(Batch *self, PyObject *replies)
            (bytes-like, numeric address) fails alone, as sendto would. */
         unsigned int count = 0;
         for (; count < self->slots && next < total; next++) {
-            PyObject *item = PyList_GET_ITEM(replies, next);
+            PyObject *item = PyTuple_GET_ITEM(items, next);
             socklen_t len;
             if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2 ||
                 encode(self, PyTuple_GET_ITEM(item, 1), &self->names[count], &len) < 0 ||
                 PyObject_GetBuffer(PyTuple_GET_ITEM(item, 0), &self->views[count],
                                    PyBUF_SIMPLE) < 0) {
+                /* A reply that is not (bytes-like, numeric address) fails
+                   alone, as sendto would; anything else (MemoryError...) is
+                   raised. */
+                if (!PyErr_ExceptionMatches(PyExc_TypeError) &&
+                    !PyErr_ExceptionMatches(PyExc_ValueError) &&
+                    !PyErr_ExceptionMatches(PyExc_OSError) &&
+                    !PyErr_ExceptionMatches(PyExc_BufferError)) {
+                    release(self, count);
+                    goto error;
+                }
                 PyErr_Clear();
                 if (note_failure(&failures, next, EINVAL) < 0) {
+                    release(self, count);
                     goto error;
                 }
                 continue;
@@ -351,25 +398,25 @@ batch_send(Batch *self, PyObject *replies)
             sent += n;
             done += (unsigned int)n;
         }
-        for (unsigned int i = 0; i < count; i++) {
-            PyBuffer_Release(&self->views[i]);
-        }
+        release(self, count);
         if (!ok) {
             goto error;
         }
     }
+    Py_DECREF(items);
     if (failures == NULL) {
         return Py_BuildValue("(nnO)", sent, sent_bytes, Py_None);
     }
     return Py_BuildValue("(nnN)", sent, sent_bytes, failures);
 error:
+    Py_DECREF(items);
     Py_XDECREF(failures);
     return NULL;
 }
 
 static PyMethodDef batch_methods[] = {
-    {"recv", (PyCFunction)batch_recv, METH_NOARGS,
-     "Every datagram ready (at most slots), as a list of (bytes, address)."},
+    {"recv", (PyCFunction)batch_recv, METH_VARARGS,
+     "recv(limit=slots): every datagram ready, at most limit, as a list of (bytes, address)."},
     {"send", (PyCFunction)batch_send, METH_O,
      "Send a list of (data, address); returns (sent, sent_bytes, failures or None)."},
     {NULL, NULL, 0, NULL},

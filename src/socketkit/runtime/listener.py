@@ -317,7 +317,15 @@ class Listener:
             self._opened[conn] = (self.timers.now(), addr)
         task = self._loop.create_task(self._connect(sock, conn, rest))
         self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        task.add_done_callback(lambda done: self._connected(done, sock, conn))
+
+    def _connected(self, task: asyncio.Task[None], sock: socket.socket, conn: Connection) -> None:
+        """A task cancelled before its first step ran no ``except``: release it here."""
+        self._pending.discard(task)
+        if task.cancelled() and sock.fileno() >= 0:
+            sock.close()
+            if not conn.closed.done():
+                self.connection_closed(conn)
 
     async def _connect(self, sock: socket.socket, conn: Connection, rest: bytes = b"") -> None:
         try:

@@ -9,8 +9,14 @@ reading above ``write_buffer_high``, resume at ``write_buffer_low``), the
 client's FIN (write what is kept, then close with FIN) and errors.
 
 Everything the server sees is the ``Connection`` interface, as for the
-transport mirror: the same idle watch, graceful close, abort (RST), stop
-reading, lazy counters and access-log ``ended``. Used where the helper is
+transport mirror: the same idle watch, graceful close, stop reading, lazy
+counters and access-log ``ended``. Two differences, both deliberate:
+``abort`` always resets (SO_LINGER 0: "drop it now" should not depend on
+whether input was left unread), and ``bytes_out`` counts bytes the kernel
+took, not bytes handed to a transport, so an aborted connection's output
+that never left is not counted as sent. Output the client does not take is
+kept in C (at most ``write_buffer_high`` plus one read) and the memory is
+given back once written. Used where the helper is
 built (Linux and macOS with a C compiler at install time); the listener
 falls back to ``MirrorConnection`` otherwise, and ``$SOCKETKIT_MIRROR``
 (``native``, ``transport``, ``auto``) chooses by hand.
@@ -103,6 +109,9 @@ class NativeMirrorConnection(Connection):
         return 0 if self._relay is None else self._relay.bytes_out
 
     async def attach(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+        if self._gone:  # closed or aborted before it started: nothing to serve
+            sock.close()
+            return
         self._loop = loop
         self._sock = sock
         self._fd = sock.fileno()
@@ -120,7 +129,10 @@ class NativeMirrorConnection(Connection):
             min(limits.read_chunk, READ_SIZE),  # a larger read_chunk reads in parts
         )
         self._idle.start()
-        self._read(True)
+        if self._closing:
+            self._finish()
+        elif not self._stopped:
+            self._read(True)
 
     # -- the loop's side -----------------------------------------------------------
 
@@ -188,7 +200,9 @@ class NativeMirrorConnection(Connection):
             self._counters.bytes_sent += seen[1] - before[1]
 
     def receive(self, data: bytes) -> None:
-        if self._relay is not None and not self._gone:
+        if self._relay is None:
+            raise RuntimeError("receive() before attach(): the relay has no socket yet")
+        if not self._gone:
             self._relay.feed(data)
 
     def close(self) -> None:
@@ -196,8 +210,8 @@ class NativeMirrorConnection(Connection):
             return
         self._closing = True
         self._read(False)
-        if self.pending_output() == 0:
-            self._finish()
+        if self._relay is not None and self.pending_output() == 0:
+            self._finish()  # before attach, attach finishes it
 
     def abort(self) -> None:
         if self._gone or self._aborted:

@@ -115,7 +115,8 @@ class UdpEndpoint:
             if isinstance(sockname, tuple) and len(sockname) >= 2:
                 self._guard.protect_port(int(sockname[1]))
         io = self._io
-        if io == "batched" or (io == "auto" and not self._narrate and mmsg.available(self._sock)):
+        # Narration names each recvfrom()/sendto(): it always takes the plain path.
+        if not self._narrate and (io == "batched" or (io == "auto" and mmsg.available(self._sock))):
             self._batcher = mmsg.batcher(self._sock, min(mmsg.SLOTS, self._batch))
             self.batched = True
         log.debug("%s: %s UDP I/O", self.label, "batched" if self.batched else "plain")
@@ -222,7 +223,7 @@ class UdpEndpoint:
         try:
             while budget > 0:
                 try:
-                    datagrams = recv()
+                    datagrams = recv(budget)  # never more than max_per_wakeup in all
                 except OSError as exc:
                     # e.g. an ICMP error queued by an earlier reply; never stop serving.
                     log.debug("%s: receive error ignored: %s", self.label, exc)
