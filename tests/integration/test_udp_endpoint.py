@@ -395,3 +395,30 @@ def test_one_wake_up_serves_at_most_max_per_wakeup(udp_io: str) -> None:
     finally:
         endpoint.close()
         client.close()
+
+
+def test_echo_to_free_sources_counts_the_same_when_c_answers(arun: Run, udp_io: str) -> None:
+    """Loopback passes the default guard freely: after the first batch, C echoes it."""
+
+    async def main() -> Counters:
+        server, client = udp_pair()
+        counters = Counters()
+        endpoint = UdpEndpoint(
+            "echo/udp", server, EchoDatagram(), time.time, counters=counters, policy=UdpGuard()
+        )
+        endpoint.start()
+        try:
+            for wave in range(3):
+                sent = [bytes([wave, i]) * 8 for i in range(40)]
+                for message in sent:
+                    client.send(message)
+                assert sorted(await receive(client, len(sent))) == sorted(sent)
+        finally:
+            endpoint.close()
+            client.close()
+        return counters
+
+    counters = arun(main)
+    assert (counters.datagrams_received, counters.datagrams_sent) == (120, 120)
+    assert counters.bytes_received == counters.bytes_sent == 120 * 16
+    assert counters.datagrams_dropped == 0

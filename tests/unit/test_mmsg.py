@@ -158,3 +158,32 @@ def test_recv_takes_at_most_its_limit_and_an_unset_batch_refuses(
         unset.send([(b"x", ("127.0.0.1", 9))])
     with pytest.raises(RuntimeError, match="not initialised"):
         unset.recv()
+
+
+@needs_helper
+def test_echo_sends_a_batch_back_in_c_only_when_every_source_is_marked_free(
+    made: list[socket.socket],
+) -> None:
+    server = bound(made, socket.AF_INET, "127.0.0.1", blocking=False)
+    one = bound(made, socket.AF_INET, "127.0.0.1", blocking=True)
+    two = bound(made, socket.AF_INET, "127.0.0.1", blocking=True)
+    batch = mmsg.batcher(server, slots=8)
+    target = server.getsockname()
+    one.sendto(b"first", target)
+    got = batch.echo()
+    assert isinstance(got, list)  # nobody is marked yet: Python sees it all
+    [(_, source)] = got
+    assert batch.mark_free(source)
+    assert not batch.mark_free(("127.0.0.1", 1))  # not a tuple recv() gave out
+    one.sendto(b"again", target)
+    one.sendto(b"and again", target)
+    assert batch.echo() == (2, 14, 2, 14)  # received, bytes, sent, bytes sent
+    assert [one.recvfrom(100)[0] for _ in range(2)] == [b"again", b"and again"]
+    one.sendto(b"mixed", target)
+    two.sendto(b"stranger", target)  # one unmarked source: the batch goes to Python
+    got = batch.echo()
+    assert isinstance(got, list) and [d for d, _ in got] == [b"mixed", b"stranger"]
+    batch.forget()
+    one.sendto(b"forgotten", target)
+    assert isinstance(batch.echo(), list)
+    assert batch.echo() == []

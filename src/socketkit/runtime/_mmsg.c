@@ -18,6 +18,12 @@
  *       and queueing would let a flood grow our memory) and reported in
  *       failures, a list of (index, errno), or None when all went.
  *
+ * echo(limit=slots): for a service whose reply is the datagram (echo) and
+ *       sources the guard lets through freely (marked with mark_free(addr)),
+ *       the batch goes straight back from the kernel's buffers with no Python
+ *       object at all: then (received, bytes, sent, bytes sent); a batch with
+ *       any other source comes back as recv() would give it.
+ *
  * Addresses are the tuples socket.recvfrom gives ((host, port) for IPv4,
  * (host, port, flowinfo, scope_id) for IPv6, host from inet_ntop as CPython's). The last CACHE sources are kept, raw and
  * decoded, so a busy port's few sources cost a memcmp, and a reply sent to
@@ -41,6 +47,7 @@ typedef struct {
     struct sockaddr_storage raw;
     socklen_t len;
     PyObject *tuple; /* owned; NULL when the entry is empty */
+    int free;        /* the guard lets this source through freely (mark_free) */
 } cached_addr;
 
 typedef struct {
@@ -174,16 +181,28 @@ source(Batch *self, const struct sockaddr_storage *raw, socklen_t len)
     Py_XSETREF(victim->tuple, Py_NewRef(tuple));
     memcpy(&victim->raw, raw, len);
     victim->len = len;
+    victim->free = 0;
     return tuple;
 }
 
-static PyObject *
-batch_recv(Batch *self, PyObject *args)
+/* Is this raw source cached and marked free? */
+static int
+is_free(Batch *self, const struct sockaddr_storage *raw, socklen_t len)
 {
-    unsigned int limit = self->slots;
-    if (ready(self) < 0 || !PyArg_ParseTuple(args, "|I", &limit)) {
-        return NULL;
+    for (int i = 0; i < CACHE; i++) {
+        cached_addr *c = &self->cache[i];
+        if (c->tuple != NULL && c->len == len && memcmp(&c->raw, raw, len) == 0) {
+            return c->free;
+        }
     }
+    return 0;
+}
+
+/* One recvmmsg of at most `limit`: the count, 0 when nothing is ready, -1
+   with an exception set. */
+static int
+receive(Batch *self, unsigned int limit)
+{
     if (limit < 1 || limit > self->slots) {
         limit = self->slots;
     }
@@ -205,10 +224,18 @@ batch_recv(Batch *self, PyObject *args)
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            return PyList_New(0);
+            return 0;
         }
-        return PyErr_SetFromErrno(PyExc_OSError);
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
     }
+    return n;
+}
+
+/* The n datagrams just received, as a list of (bytes, address). */
+static PyObject *
+received(Batch *self, int n)
+{
     PyObject *out = PyList_New(n);
     if (out == NULL) {
         return NULL;
@@ -238,6 +265,85 @@ batch_recv(Batch *self, PyObject *args)
         PyList_SET_ITEM(out, i, pair);
     }
     return out;
+}
+
+static PyObject *
+batch_recv(Batch *self, PyObject *args)
+{
+    unsigned int limit = self->slots;
+    if (ready(self) < 0 || !PyArg_ParseTuple(args, "|I", &limit)) {
+        return NULL;
+    }
+    int n = receive(self, limit);
+    return n < 0 ? NULL : received(self, n);
+}
+
+/* Send headers[0:count] as they are; (sent, bytes sent, refused). */
+static void
+send_all(Batch *self, unsigned int count, Py_ssize_t *sent, Py_ssize_t *bytes,
+         Py_ssize_t *refused)
+{
+    unsigned int done = 0;
+    while (done < count) {
+        int n = sendmmsg(self->fd, self->headers + done, count - done, MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno != EINTR) {
+                *refused += 1;
+                done += 1;
+            }
+            continue;
+        }
+        for (int i = 0; i < n; i++) {
+            *bytes += (Py_ssize_t)self->iovecs[done + i].iov_len;
+        }
+        *sent += n;
+        done += (unsigned int)n;
+    }
+}
+
+static PyObject *
+batch_echo(Batch *self, PyObject *args)
+{
+    unsigned int limit = self->slots;
+    if (ready(self) < 0 || !PyArg_ParseTuple(args, "|I", &limit)) {
+        return NULL;
+    }
+    int n = receive(self, limit);
+    if (n <= 0) {
+        return n < 0 ? NULL : PyList_New(0);
+    }
+    Py_ssize_t size = 0;
+    for (int i = 0; i < n; i++) {
+        if (!is_free(self, &self->names[i], self->headers[i].msg_hdr.msg_namelen)) {
+            return received(self, n); /* a source the guard must see: Python's path */
+        }
+        self->iovecs[i].iov_len = self->headers[i].msg_len;
+        size += (Py_ssize_t)self->headers[i].msg_len;
+    }
+    Py_ssize_t sent = 0, sent_bytes = 0, refused = 0;
+    send_all(self, (unsigned int)n, &sent, &sent_bytes, &refused);
+    return Py_BuildValue("(innn)", n, size, sent, sent_bytes);
+}
+
+static PyObject *
+batch_mark_free(Batch *self, PyObject *addr)
+{
+    for (int i = 0; i < CACHE; i++) {
+        if (self->cache[i].tuple == addr) {
+            self->cache[i].free = 1;
+            Py_RETURN_TRUE;
+        }
+    }
+    Py_RETURN_FALSE;
+}
+
+static PyObject *
+batch_forget(Batch *self, PyObject *Py_UNUSED(ignored))
+{
+    for (int i = 0; i < CACHE; i++) {
+        self->cache[i].free = 0;
+    }
+    Py_RETURN_NONE;
 }
 
 /* Fill *raw with the sockaddr of a Python address; 0 on success, -1 with an
@@ -415,6 +521,12 @@ error:
 }
 
 static PyMethodDef batch_methods[] = {
+    {"echo", (PyCFunction)batch_echo, METH_VARARGS,
+     "echo(limit=slots): like recv, but a batch whose every source is marked free is "
+     "sent back at once: then (received, bytes, sent, bytes sent)."},
+    {"mark_free", (PyCFunction)batch_mark_free, METH_O,
+     "Let datagrams from this address (a tuple recv returned) be echoed by echo()."},
+    {"forget", (PyCFunction)batch_forget, METH_NOARGS, "Unmark every address."},
     {"recv", (PyCFunction)batch_recv, METH_VARARGS,
      "recv(limit=slots): every datagram ready, at most limit, as a list of (bytes, address)."},
     {"send", (PyCFunction)batch_send, METH_O,

@@ -110,12 +110,15 @@ class UdpGuard:
         self._service_ports: set[int] = set(service_ports)
         self._buckets: OrderedDict[Address, _Bucket] = OrderedDict()
         self._verdicts: dict[Any, tuple[Address | None, str, bool]] = {}
+        self.generation = 0
+        """Bumped whenever a verdict may change: who caches ``free_pass`` answers re-asks."""
 
     def protect_port(self, port: int) -> None:
         """Also refuse datagrams from ``port``: one of our own UDP services (no loops)."""
         if port:
             self._service_ports.add(port)
             self._verdicts.clear()
+            self.generation += 1
 
     @property
     def tracked_sources(self) -> int:

@@ -25,7 +25,12 @@ Two I/O paths run that same per-datagram logic: the plain one above, and
 (where socketkit's native helper is built, on Linux: ``mmsg.py``) a batched
 one that reads a wake-up's datagrams with one ``recvmmsg`` and sends their
 replies with one ``sendmmsg``. ``io="auto"`` takes the batched path when it
-can, except when narrating (``-v`` shows each ``recvfrom``/``sendto``).
+can; narrating (``-v`` shows each ``recvfrom``/``sendto``) always takes the
+plain one. On the batched path an echo service (``mirrors_input``) answers
+sources the guard passes freely without any Python per datagram: once a
+batch from a source went through the guard here, the helper is told
+(``mark_free``) and echoes that source's later batches itself, counting
+them; a batch with any other source comes back to the guard.
 """
 
 from __future__ import annotations
@@ -101,6 +106,8 @@ class UdpEndpoint:
         self._access = False
         self._io = mmsg.chosen_io(io)
         self._batcher: Any = None
+        self._generation = -1
+        """The guard's ``generation`` the helper's free marks were made under."""
         self.batched = False
         """Whether the batched path serves (decided at ``start``)."""
 
@@ -215,7 +222,13 @@ class UdpEndpoint:
         the loop.
         """
         batcher = self._batcher
-        recv = batcher.recv
+        guard = self._guard
+        # Echo to sources the guard passes freely never leaves C (``_mmsg.echo``).
+        shortcut = self._service.mirrors_input and guard is not None and not self._access
+        if shortcut and guard is not None and guard.generation != self._generation:
+            batcher.forget()  # a verdict may have changed: C asks Python again
+            self._generation = guard.generation
+        recv = batcher.echo if shortcut else batcher.recv
         counters = self.counters
         received = bytes_in = sent = bytes_out = 0
         budget = self._batch
@@ -223,12 +236,25 @@ class UdpEndpoint:
         try:
             while budget > 0:
                 try:
-                    datagrams = recv(budget)  # never more than max_per_wakeup in all
+                    got = recv(budget)  # never more than max_per_wakeup in all
                 except OSError as exc:
                     # e.g. an ICMP error queued by an earlier reply; never stop serving.
                     log.debug("%s: receive error ignored: %s", self.label, exc)
                     budget -= 1
                     continue
+                if type(got) is tuple:  # echoed in C: only the counts come back
+                    count, size, went, went_bytes = got
+                    received += count
+                    bytes_in += size
+                    sent += went
+                    bytes_out += went_bytes
+                    if went < count:
+                        counters.datagrams_dropped += count - went
+                    budget -= count
+                    if count == 1:
+                        break
+                    continue
+                datagrams = got
                 count = len(datagrams)
                 if not count:
                     break
@@ -250,9 +276,10 @@ class UdpEndpoint:
         """Answer one batch: (bytes received, replies sent, bytes sent).
 
         An echo service (``mirrors_input``) to sources the guard passes
-        freely sends the batch back as it came: no service call and no new
-        object per datagram. Everything else takes ``_answer``, the one
-        guarded path the plain loop uses.
+        freely sends the batch back as it came (no service call, no new
+        object per datagram) and marks the sources for the helper's own
+        echo. Everything else takes ``_answer``, the one guarded path the
+        plain loop uses.
         """
         guard = self._guard
         access = self._access
@@ -265,8 +292,10 @@ class UdpEndpoint:
             and all(guard.free_pass(addr) for _, addr in datagrams)
         ):
             out = datagrams
-            for data, _ in datagrams:
+            mark = self._batcher.mark_free
+            for data, addr in datagrams:
                 size += len(data)
+                mark(addr)  # next time, C echoes this source itself
         else:
             answer = self._answer
             out = []
