@@ -11,6 +11,7 @@ import errno
 import socket
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -161,29 +162,47 @@ def test_recv_takes_at_most_its_limit_and_an_unset_batch_refuses(
 
 
 @needs_helper
-def test_echo_sends_a_batch_back_in_c_only_when_every_source_is_marked_free(
+def test_as_the_loops_reader_it_echoes_marked_sources_in_c_and_hands_over_the_rest(
     made: list[socket.socket],
 ) -> None:
     server = bound(made, socket.AF_INET, "127.0.0.1", blocking=False)
     one = bound(made, socket.AF_INET, "127.0.0.1", blocking=True)
     two = bound(made, socket.AF_INET, "127.0.0.1", blocking=True)
     batch = mmsg.batcher(server, slots=8)
+    handed: list[list[bytes]] = []
+    mark = False
+
+    def on_batch(got: list[tuple[bytes, Any]]) -> None:
+        """What the UDP adapter does: serve in Python, mark sources the guard frees."""
+        handed.append([data for data, _ in got])
+        if mark:
+            for _, addr in got:
+                assert batch.mark_free(addr)
+
+    batch.serve(on_batch, 100)
     target = server.getsockname()
     one.sendto(b"first", target)
-    got = batch.echo()
-    assert isinstance(got, list)  # nobody is marked yet: Python sees it all
-    [(_, source)] = got
-    assert batch.mark_free(source)
-    assert not batch.mark_free(("127.0.0.1", 1))  # not a tuple recv() gave out
+    batch()  # nobody is marked: Python sees it
+    assert handed == [[b"first"]]
+    assert not batch.mark_free(("127.0.0.1", 1))  # not a tuple the helper gave out
+    mark = True
+    one.sendto(b"again", target)
+    batch()  # handed over once more, and marked this time
     one.sendto(b"again", target)
     one.sendto(b"and again", target)
-    assert batch.echo() == (2, 14, 2, 14)  # received, bytes, sent, bytes sent
+    batch()  # echoed in C: nothing handed over
+    assert handed == [[b"first"], [b"again"]]
+    assert batch.take_counts() == (2, 14, 2, 14, 0)  # received, bytes, sent, bytes, dropped
+    assert batch.take_counts() == (0, 0, 0, 0, 0)
     assert [one.recvfrom(100)[0] for _ in range(2)] == [b"again", b"and again"]
+    mark = False
     one.sendto(b"mixed", target)
-    two.sendto(b"stranger", target)  # one unmarked source: the batch goes to Python
-    got = batch.echo()
-    assert isinstance(got, list) and [d for d, _ in got] == [b"mixed", b"stranger"]
+    two.sendto(b"stranger", target)  # one unmarked source: the whole batch goes to Python
+    batch()
+    assert handed[-1] == [b"mixed", b"stranger"]
     batch.forget()
     one.sendto(b"forgotten", target)
-    assert isinstance(batch.echo(), list)
-    assert batch.echo() == []
+    batch()
+    assert handed[-1] == [b"forgotten"]
+    with pytest.raises(ValueError, match="budget"):
+        batch.serve(on_batch, 0)

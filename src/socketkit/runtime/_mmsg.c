@@ -18,11 +18,12 @@
  *       and queueing would let a flood grow our memory) and reported in
  *       failures, a list of (index, errno), or None when all went.
  *
- * echo(limit=slots): for a service whose reply is the datagram (echo) and
- *       sources the guard lets through freely (marked with mark_free(addr)),
- *       the batch goes straight back from the kernel's buffers with no Python
- *       object at all: then (received, bytes, sent, bytes sent); a batch with
- *       any other source comes back as recv() would give it.
+ * serve(on_batch, budget), then the Batch itself is the loop's reader: for a
+ *       service whose reply is the datagram (echo), a batch whose sources
+ *       the guard lets through freely (marked with mark_free(addr)) goes
+ *       straight back from the kernel's buffers with no Python object at all,
+ *       counted in C (take_counts()); any other batch is handed to
+ *       on_batch(list of (bytes, address)). Up to budget datagrams per call.
  *
  * Addresses are the tuples socket.recvfrom gives ((host, port) for IPv4,
  * (host, port, flowinfo, scope_id) for IPv6, host from inet_ntop as CPython's). The last CACHE sources are kept, raw and
@@ -64,11 +65,36 @@ typedef struct {
     Py_ssize_t *index;           /* slots: which reply each send header holds */
     cached_addr cache[CACHE];
     unsigned int next_victim;
+    PyObject *on_batch;          /* serve(): a batch C cannot echo goes here */
+    unsigned int budget;         /* serve(): datagrams per wake-up at most */
+    unsigned long long counts[5]; /* echoed in C: received, bytes, sent, bytes, dropped */
 } Batch;
+
+static int
+batch_traverse(Batch *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->on_batch);
+    for (int i = 0; i < CACHE; i++) {
+        Py_VISIT(self->cache[i].tuple);
+    }
+    return 0;
+}
+
+static int
+batch_clear(Batch *self)
+{
+    Py_CLEAR(self->on_batch);
+    for (int i = 0; i < CACHE; i++) {
+        Py_CLEAR(self->cache[i].tuple);
+    }
+    return 0;
+}
 
 static void
 batch_dealloc(Batch *self)
 {
+    PyObject_GC_UnTrack(self);
+    Py_CLEAR(self->on_batch);
     for (int i = 0; i < CACHE; i++) {
         Py_CLEAR(self->cache[i].tuple);
     }
@@ -301,28 +327,103 @@ send_all(Batch *self, unsigned int count, Py_ssize_t *sent, Py_ssize_t *bytes,
     }
 }
 
-static PyObject *
-batch_echo(Batch *self, PyObject *args)
+/* If every source of the n datagrams just received is marked free, send them
+   back and add to counts (1); else 0 (nothing sent). */
+static int
+echo_received(Batch *self, int n, unsigned long long counts[5])
 {
-    unsigned int limit = self->slots;
-    if (ready(self) < 0 || !PyArg_ParseTuple(args, "|I", &limit)) {
-        return NULL;
-    }
-    int n = receive(self, limit);
-    if (n <= 0) {
-        return n < 0 ? NULL : PyList_New(0);
-    }
     Py_ssize_t size = 0;
     for (int i = 0; i < n; i++) {
         if (!is_free(self, &self->names[i], self->headers[i].msg_hdr.msg_namelen)) {
-            return received(self, n); /* a source the guard must see: Python's path */
+            return 0;
         }
         self->iovecs[i].iov_len = self->headers[i].msg_len;
         size += (Py_ssize_t)self->headers[i].msg_len;
     }
     Py_ssize_t sent = 0, sent_bytes = 0, refused = 0;
     send_all(self, (unsigned int)n, &sent, &sent_bytes, &refused);
-    return Py_BuildValue("(innn)", n, size, sent, sent_bytes);
+    counts[0] += (unsigned long long)n;
+    counts[1] += (unsigned long long)size;
+    counts[2] += (unsigned long long)sent;
+    counts[3] += (unsigned long long)sent_bytes;
+    counts[4] += (unsigned long long)(n - sent);
+    return 1;
+}
+
+/* The loop's reader callback (after serve()): a whole wake-up, in C while
+   every source is marked free; any other batch goes to on_batch(list). */
+static PyObject *
+batch_call(Batch *self, PyObject *args, PyObject *kwds)
+{
+    if ((args && PyTuple_GET_SIZE(args)) || (kwds && PyDict_GET_SIZE(kwds))) {
+        PyErr_SetString(PyExc_TypeError, "a Batch is called with no arguments");
+        return NULL;
+    }
+    if (ready(self) < 0) {
+        return NULL;
+    }
+    if (self->on_batch == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "call serve(on_batch, budget) first");
+        return NULL;
+    }
+    unsigned int budget = self->budget;
+    while (budget > 0) {
+        int n = receive(self, budget < self->slots ? budget : self->slots);
+        if (n < 0) {
+            /* e.g. an ICMP error queued by an earlier reply: never stop serving */
+            PyErr_Clear();
+            budget -= 1;
+            continue;
+        }
+        if (n == 0) {
+            break;
+        }
+        budget -= (unsigned int)n < budget ? (unsigned int)n : budget;
+        if (!echo_received(self, n, self->counts)) {
+            PyObject *batch = received(self, n);
+            if (batch == NULL) {
+                return NULL;
+            }
+            PyObject *result = PyObject_CallOneArg(self->on_batch, batch);
+            Py_DECREF(batch);
+            if (result == NULL) {
+                return NULL;
+            }
+            Py_DECREF(result);
+        }
+        if (n == 1) {
+            break; /* a quiet port: no extra empty read */
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+batch_serve(Batch *self, PyObject *args)
+{
+    PyObject *on_batch;
+    unsigned int budget;
+    if (ready(self) < 0 || !PyArg_ParseTuple(args, "OI", &on_batch, &budget)) {
+        return NULL;
+    }
+    if (!PyCallable_Check(on_batch) || budget < 1) {
+        PyErr_SetString(PyExc_ValueError, "serve(on_batch, budget): a callable and budget >= 1");
+        return NULL;
+    }
+    Py_XSETREF(self->on_batch, Py_NewRef(on_batch));
+    self->budget = budget;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+batch_take_counts(Batch *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *out = Py_BuildValue("(KKKKK)", self->counts[0], self->counts[1], self->counts[2],
+                                  self->counts[3], self->counts[4]);
+    if (out != NULL) {
+        memset(self->counts, 0, sizeof(self->counts));
+    }
+    return out;
 }
 
 static PyObject *
@@ -521,9 +622,10 @@ error:
 }
 
 static PyMethodDef batch_methods[] = {
-    {"echo", (PyCFunction)batch_echo, METH_VARARGS,
-     "echo(limit=slots): like recv, but a batch whose every source is marked free is "
-     "sent back at once: then (received, bytes, sent, bytes sent)."},
+    {"serve", (PyCFunction)batch_serve, METH_VARARGS,
+     "serve(on_batch, budget): be the loop's reader; batches C cannot echo go to on_batch."},
+    {"take_counts", (PyCFunction)batch_take_counts, METH_NOARGS,
+     "(received, bytes, sent, bytes sent, dropped) echoed in C since the last call."},
     {"mark_free", (PyCFunction)batch_mark_free, METH_O,
      "Let datagrams from this address (a tuple recv returned) be echoed by echo()."},
     {"forget", (PyCFunction)batch_forget, METH_NOARGS, "Unmark every address."},
@@ -550,7 +652,10 @@ static PyTypeObject BatchType = {
     .tp_name = "socketkit.runtime._mmsg.Batch",
     .tp_basicsize = sizeof(Batch),
     .tp_dealloc = (destructor)batch_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_call = (ternaryfunc)batch_call,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)batch_traverse,
+    .tp_clear = (inquiry)batch_clear,
     .tp_doc = "Batched receive and send on one non-blocking UDP socket (fd, family).",
     .tp_methods = batch_methods,
     .tp_getset = batch_getset,

@@ -107,6 +107,8 @@ class UdpEndpoint:
         self._io = mmsg.chosen_io(io)
         self._batcher: Any = None
         self._generation = -1
+        self._in_c = False
+        """The helper is the loop's reader (echo with a guard, no access log)."""
         """The guard's ``generation`` the helper's free marks were made under."""
         self.batched = False
         """Whether the batched path serves (decided at ``start``)."""
@@ -127,18 +129,56 @@ class UdpEndpoint:
             self._batcher = mmsg.batcher(self._sock, min(mmsg.SLOTS, self._batch))
             self.batched = True
         log.debug("%s: %s UDP I/O", self.label, "batched" if self.batched else "plain")
-        reader = self._on_readable_batched if self.batched else self._on_readable
+        reader: Callable[[], object] = self._on_readable
+        if self.batched and self._echoes_in_c():
+            # The helper itself is the loop's reader: a wake-up whose sources
+            # are all marked free never runs Python; other batches reach
+            # _on_batch. Its counts are folded in by statistics() and close().
+            self._batcher.serve(self._on_batch, self._batch)
+            self._in_c = True
+            reader = self._batcher
+        elif self.batched:
+            reader = self._on_readable_batched
         self._loop.add_reader(self._fd, reader)
+
+    def _echoes_in_c(self) -> bool:
+        return bool(self._service.mirrors_input) and self._guard is not None and not self._access
 
     def close(self) -> None:
         """Stop serving and close the socket (idempotent)."""
         if self._loop is not None and self._fd >= 0:
             self._loop.remove_reader(self._fd)
             self._fd = -1
+        self._fold()
         self._sock.close()
 
     def statistics(self) -> ServerStatistics:
+        self._fold()
         return self.counters.snapshot()
+
+    def _fold(self) -> None:
+        """Add what the helper echoed on its own to the counters."""
+        if self._in_c:
+            received, size, sent, sent_bytes, dropped = self._batcher.take_counts()
+            counters = self.counters
+            counters.datagrams_received += received
+            counters.bytes_received += size
+            counters.datagrams_sent += sent
+            counters.bytes_sent += sent_bytes
+            counters.datagrams_dropped += dropped
+
+    def _on_batch(self, datagrams: list[tuple[bytes, Any]]) -> None:
+        """A batch the helper would not echo itself (a source not yet marked free)."""
+        guard = self._guard
+        if guard is not None and guard.generation != self._generation:
+            self._batcher.forget()  # a verdict may have changed: unmark everyone
+            self._generation = guard.generation
+        counters = self.counters
+        counters.datagrams_received += len(datagrams)
+        counters.bytes_received += sum(len(data) for data, _ in datagrams)
+        _, sent, sent_bytes = self._serve_batch(datagrams, self._clock())
+        counters.datagrams_sent += sent
+        counters.bytes_sent += sent_bytes
 
     def _on_readable(self) -> None:
         """Serve every ready datagram (at most a batch).
@@ -221,14 +261,7 @@ class UdpEndpoint:
         ``max_per_wakeup`` datagrams per wake-up, so one port cannot starve
         the loop.
         """
-        batcher = self._batcher
-        guard = self._guard
-        # Echo to sources the guard passes freely never leaves C (``_mmsg.echo``).
-        shortcut = self._service.mirrors_input and guard is not None and not self._access
-        if shortcut and guard is not None and guard.generation != self._generation:
-            batcher.forget()  # a verdict may have changed: C asks Python again
-            self._generation = guard.generation
-        recv = batcher.echo if shortcut else batcher.recv
+        recv = self._batcher.recv
         counters = self.counters
         received = bytes_in = sent = bytes_out = 0
         budget = self._batch
@@ -236,25 +269,12 @@ class UdpEndpoint:
         try:
             while budget > 0:
                 try:
-                    got = recv(budget)  # never more than max_per_wakeup in all
+                    datagrams = recv(budget)  # never more than max_per_wakeup in all
                 except OSError as exc:
                     # e.g. an ICMP error queued by an earlier reply; never stop serving.
                     log.debug("%s: receive error ignored: %s", self.label, exc)
                     budget -= 1
                     continue
-                if type(got) is tuple:  # echoed in C: only the counts come back
-                    count, size, went, went_bytes = got
-                    received += count
-                    bytes_in += size
-                    sent += went
-                    bytes_out += went_bytes
-                    if went < count:
-                        counters.datagrams_dropped += count - went
-                    budget -= count
-                    if count == 1:
-                        break
-                    continue
-                datagrams = got
                 count = len(datagrams)
                 if not count:
                     break
