@@ -192,6 +192,15 @@ def servers(c: dict[str, Path], *, experiments: bool = False) -> list[Server]:
         # The same server on its Python paths: what the native default saves
         # (`env` execs the server, so the pid measured is the server's).
         Server("socketkit --udp-io plain", [*socketkit, "--udp-io", "plain"], {"udp"}, False),
+        *(
+            [
+                Server(
+                    "socketkit --loop rloop", [*socketkit, "--loop", "rloop"], {"rr", "udp"}, False
+                )
+            ]
+            if importlib.util.find_spec("rloop") is not None
+            else []
+        ),
         Server(
             "socketkit SOCKETKIT_MIRROR=transport",
             ["env", "SOCKETKIT_MIRROR=transport", *socketkit, "--no-udp"],

@@ -159,3 +159,16 @@ def test_free_pass_only_where_admit_and_settle_would_pass_everything(
         admission = guard.admit(addr, 1)
         assert admission.admitted and admission.budget is None
         assert guard.settle(addr, admission, [b"x" * 5000] * 3) == ([b"x" * 5000] * 3, 0)
+
+
+def test_new_limits_or_a_protected_port_change_verdicts_and_the_generation() -> None:
+    guard = UdpGuard()
+    loopback = ("127.0.0.1", 40000)
+    assert guard.free_pass(loopback)
+    before = guard.generation
+    guard.limits = Limits(udp_loopback_exempt=False)  # cached verdicts must go
+    assert not guard.free_pass(loopback)
+    assert guard.generation == before + 1
+    guard.protect_port(40000)
+    assert guard.generation == before + 2
+    assert guard.admit(loopback, 10).counter == "datagrams_refused"

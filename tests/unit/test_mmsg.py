@@ -206,3 +206,16 @@ def test_as_the_loops_reader_it_echoes_marked_sources_in_c_and_hands_over_the_re
     assert handed[-1] == [b"forgotten"]
     with pytest.raises(ValueError, match="budget"):
         batch.serve(on_batch, 0)
+
+
+@needs_helper
+def test_a_closed_batch_refuses_to_read_and_keeps_its_counts(made: list[socket.socket]) -> None:
+    server = bound(made, socket.AF_INET, "127.0.0.1", blocking=False)
+    batch = mmsg.batcher(server)
+    batch.serve(lambda got: None, 10)
+    batch.close()
+    with pytest.raises(RuntimeError, match="not initialised"):
+        batch()
+    with pytest.raises(RuntimeError, match="not initialised"):
+        batch.recv()
+    assert batch.take_counts() == (0, 0, 0, 0, 0)

@@ -24,6 +24,8 @@
  *       straight back from the kernel's buffers with no Python object at all,
  *       counted in C (take_counts()); any other batch is handed to
  *       on_batch(list of (bytes, address)). Up to budget datagrams per call.
+ *       The cache keeps the last 64 sources (round robin): with more active
+ *       sources, some go back through Python; slower, never wrong.
  *
  * Addresses are the tuples socket.recvfrom gives ((host, port) for IPv4,
  * (host, port, flowinfo, scope_id) for IPv6, host from inet_ntop as CPython's). The last CACHE sources are kept, raw and
@@ -66,6 +68,8 @@ typedef struct {
     cached_addr cache[CACHE];
     unsigned int next_victim;
     PyObject *on_batch;          /* serve(): a batch C cannot echo goes here */
+    PyObject *guard;             /* serve(): its .generation changing unmarks everyone */
+    long long generation;        /* the guard's generation the marks were made under */
     unsigned int budget;         /* serve(): datagrams per wake-up at most */
     unsigned long long counts[5]; /* echoed in C: received, bytes, sent, bytes, dropped */
 } Batch;
@@ -74,6 +78,7 @@ static int
 batch_traverse(Batch *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->on_batch);
+    Py_VISIT(self->guard);
     for (int i = 0; i < CACHE; i++) {
         Py_VISIT(self->cache[i].tuple);
     }
@@ -84,6 +89,7 @@ static int
 batch_clear(Batch *self)
 {
     Py_CLEAR(self->on_batch);
+    Py_CLEAR(self->guard);
     for (int i = 0; i < CACHE; i++) {
         Py_CLEAR(self->cache[i].tuple);
     }
@@ -95,6 +101,7 @@ batch_dealloc(Batch *self)
 {
     PyObject_GC_UnTrack(self);
     Py_CLEAR(self->on_batch);
+    Py_CLEAR(self->guard);
     for (int i = 0; i < CACHE; i++) {
         Py_CLEAR(self->cache[i].tuple);
     }
@@ -366,10 +373,31 @@ batch_call(Batch *self, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_RuntimeError, "call serve(on_batch, budget) first");
         return NULL;
     }
+    if (self->guard != NULL) {
+        /* A verdict may have changed (protect_port, new limits): ask again. */
+        PyObject *value = PyObject_GetAttrString(self->guard, "generation");
+        if (value == NULL) {
+            return NULL;
+        }
+        long long generation = PyLong_AsLongLong(value);
+        Py_DECREF(value);
+        if (generation == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (generation != self->generation) {
+            for (int i = 0; i < CACHE; i++) {
+                self->cache[i].free = 0;
+            }
+            self->generation = generation;
+        }
+    }
     unsigned int budget = self->budget;
     while (budget > 0) {
         int n = receive(self, budget < self->slots ? budget : self->slots);
         if (n < 0) {
+            if (!PyErr_ExceptionMatches(PyExc_OSError)) {
+                return NULL;
+            }
             /* e.g. an ICMP error queued by an earlier reply: never stop serving */
             PyErr_Clear();
             budget -= 1;
@@ -384,7 +412,9 @@ batch_call(Batch *self, PyObject *args, PyObject *kwds)
             if (batch == NULL) {
                 return NULL;
             }
-            PyObject *result = PyObject_CallOneArg(self->on_batch, batch);
+            PyObject *callback = Py_NewRef(self->on_batch); /* it may call serve() */
+            PyObject *result = PyObject_CallOneArg(callback, batch);
+            Py_DECREF(callback);
             Py_DECREF(batch);
             if (result == NULL) {
                 return NULL;
@@ -394,6 +424,9 @@ batch_call(Batch *self, PyObject *args, PyObject *kwds)
         if (n == 1) {
             break; /* a quiet port: no extra empty read */
         }
+        if (self->on_batch == NULL || self->buffers == NULL) {
+            break; /* closed by on_batch */
+        }
     }
     Py_RETURN_NONE;
 }
@@ -401,9 +434,9 @@ batch_call(Batch *self, PyObject *args, PyObject *kwds)
 static PyObject *
 batch_serve(Batch *self, PyObject *args)
 {
-    PyObject *on_batch;
+    PyObject *on_batch, *guard = Py_None;
     unsigned int budget;
-    if (ready(self) < 0 || !PyArg_ParseTuple(args, "OI", &on_batch, &budget)) {
+    if (ready(self) < 0 || !PyArg_ParseTuple(args, "OI|O", &on_batch, &budget, &guard)) {
         return NULL;
     }
     if (!PyCallable_Check(on_batch) || budget < 1) {
@@ -411,7 +444,22 @@ batch_serve(Batch *self, PyObject *args)
         return NULL;
     }
     Py_XSETREF(self->on_batch, Py_NewRef(on_batch));
+    Py_CLEAR(self->guard);
+    if (guard != Py_None) {
+        self->guard = Py_NewRef(guard);
+        self->generation = -1; /* unknown: the first call unmarks everyone */
+    }
     self->budget = budget;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+batch_close(Batch *self, PyObject *Py_UNUSED(ignored))
+{
+    batch_clear(self);
+    PyMem_RawFree(self->buffers);
+    self->buffers = NULL; /* ready() refuses from now on */
+    self->fd = -1;
     Py_RETURN_NONE;
 }
 
@@ -623,11 +671,14 @@ error:
 
 static PyMethodDef batch_methods[] = {
     {"serve", (PyCFunction)batch_serve, METH_VARARGS,
-     "serve(on_batch, budget): be the loop's reader; batches C cannot echo go to on_batch."},
+     "serve(on_batch, budget, guard=None): be the loop's reader; batches C cannot echo go "
+     "to on_batch; a change of guard.generation unmarks every source."},
+    {"close", (PyCFunction)batch_close, METH_NOARGS,
+     "Let go of the buffers, the callback and the descriptor (counts stay readable)."},
     {"take_counts", (PyCFunction)batch_take_counts, METH_NOARGS,
      "(received, bytes, sent, bytes sent, dropped) echoed in C since the last call."},
     {"mark_free", (PyCFunction)batch_mark_free, METH_O,
-     "Let datagrams from this address (a tuple recv returned) be echoed by echo()."},
+     "Let the reader echo datagrams from this address (a tuple recv gave out) in C."},
     {"forget", (PyCFunction)batch_forget, METH_NOARGS, "Unmark every address."},
     {"recv", (PyCFunction)batch_recv, METH_VARARGS,
      "recv(limit=slots): every datagram ready, at most limit, as a list of (bytes, address)."},

@@ -105,13 +105,24 @@ class UdpGuard:
         clock: Callable[[], float] = time.monotonic,
         service_ports: Iterable[int] = (),
     ) -> None:
-        self.limits = limits or Limits()
+        self._limits = limits or Limits()
         self._clock = clock
         self._service_ports: set[int] = set(service_ports)
         self._buckets: OrderedDict[Address, _Bucket] = OrderedDict()
         self._verdicts: dict[Any, tuple[Address | None, str, bool]] = {}
         self.generation = 0
         """Bumped whenever a verdict may change: who caches ``free_pass`` answers re-asks."""
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
+    @limits.setter
+    def limits(self, limits: Limits) -> None:
+        """New limits may change verdicts (``udp_loopback_exempt``): cached ones go."""
+        self._limits = limits
+        self._verdicts.clear()
+        self.generation += 1
 
     def protect_port(self, port: int) -> None:
         """Also refuse datagrams from ``port``: one of our own UDP services (no loops)."""
@@ -126,6 +137,10 @@ class UdpGuard:
 
     def free_pass(self, addr: Any) -> bool:
         """True for a source with no limit to apply (loopback, by default).
+
+        The answer may be cached by the caller (the batched UDP echo keeps it
+        in C) until ``generation`` changes, so it must depend only on the
+        address and on what bumps ``generation`` (``protect_port``, ``limits``).
 
         Why: ``admit`` and ``settle`` would let every reply through for it
         anyway; the datagram adapters skip both for such sources (a quarter

@@ -21,7 +21,8 @@ and queueing would let one flood grow our memory. A send or receive error
 the endpoint. Needs a loop with ``add_reader`` (asyncio's selector loops,
 uvloop, rloop).
 
-Two I/O paths run that same per-datagram logic: the plain one above, and
+Two I/O paths run that same per-datagram logic (but for the echo shortcut
+below): the plain one above, and
 (where socketkit's native helper is built, on Linux: ``mmsg.py``) a batched
 one that reads a wake-up's datagrams with one ``recvmmsg`` and sends their
 replies with one ``sendmmsg``. ``io="auto"`` takes the batched path when it
@@ -106,7 +107,6 @@ class UdpEndpoint:
         self._access = False
         self._io = mmsg.chosen_io(io)
         self._batcher: Any = None
-        self._generation = -1
         self._in_c = False
         """The helper is the loop's reader (echo with a guard, no access log)."""
         """The guard's ``generation`` the helper's free marks were made under."""
@@ -134,7 +134,7 @@ class UdpEndpoint:
             # The helper itself is the loop's reader: a wake-up whose sources
             # are all marked free never runs Python; other batches reach
             # _on_batch. Its counts are folded in by statistics() and close().
-            self._batcher.serve(self._on_batch, self._batch)
+            self._batcher.serve(self._on_batch, self._batch, self._guard)
             self._in_c = True
             reader = self._batcher
         elif self.batched:
@@ -150,6 +150,8 @@ class UdpEndpoint:
             self._loop.remove_reader(self._fd)
             self._fd = -1
         self._fold()
+        if self._batcher is not None:
+            self._batcher.close()  # its buffers, and the callback cycle back to us
         self._sock.close()
 
     def statistics(self) -> ServerStatistics:
@@ -169,14 +171,17 @@ class UdpEndpoint:
 
     def _on_batch(self, datagrams: list[tuple[bytes, Any]]) -> None:
         """A batch the helper would not echo itself (a source not yet marked free)."""
-        guard = self._guard
-        if guard is not None and guard.generation != self._generation:
-            self._batcher.forget()  # a verdict may have changed: unmark everyone
-            self._generation = guard.generation
         counters = self.counters
         counters.datagrams_received += len(datagrams)
         counters.bytes_received += sum(len(data) for data, _ in datagrams)
-        _, sent, sent_bytes = self._serve_batch(datagrams, self._clock())
+        try:
+            _, sent, sent_bytes = self._serve_batch(datagrams, self._clock())
+        except Exception:
+            # A bug (the service's own failures are caught per datagram): the
+            # batch is lost, counted, and the endpoint keeps serving.
+            log.exception("%s: a batch of %d datagrams was dropped", self.label, len(datagrams))
+            counters.datagrams_dropped += len(datagrams)
+            return
         counters.datagrams_sent += sent
         counters.bytes_sent += sent_bytes
 
