@@ -54,4 +54,5 @@ pytest: $(VENV)/.installed-test tools
 test: lint types pytest
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build src/*.egg-info
+	rm -f src/socketkit/runtime/*.so

@@ -275,9 +275,9 @@ def register(sub: Any) -> None:
         "--udp-io",
         choices=IO_CHOICES,
         default=None,
-        help="UDP system calls: batched (recvmmsg/sendmmsg, one per wake-up), plain "
-        "(recvfrom/sendto per datagram) or auto: batched where socketkit's native helper "
-        f"is built, plain with -v (default: ${ENV} or auto)",
+        help="UDP system calls: batched (recvmmsg/sendmmsg, up to 64 datagrams per call), "
+        "plain (recvfrom/sendto per datagram) or auto: batched where socketkit's native "
+        f"helper is built; -v always uses plain (default: ${ENV} or auto)",
     )
     p.add_argument(
         "--quotes",

@@ -6,7 +6,8 @@
  * BENCHMARKS.md: slower than recvfrom_into/sendto at 16 in flight). Here the
  * only Python work per datagram is the bytes object and, for a source not
  * seen lately, its address tuple; the guards and the service stay in Python
- * (runtime/udp.py), so they apply per datagram exactly as on the plain path.
+ * (runtime/udp.py), so they apply per datagram as on the plain path; the
+ * one exception is serve() below, which caches the guard's free pass.
  *
  * Batch(fd, family, slots=64, slot_size=65536)
  *   recv(limit=slots) -> list of (bytes, address): every datagram ready, up to limit, in
@@ -18,7 +19,8 @@
  *       and queueing would let a flood grow our memory) and reported in
  *       failures, a list of (index, errno), or None when all went.
  *
- * serve(on_batch, budget), then the Batch itself is the loop's reader: for a
+ * serve(on_batch, budget, guard=None): then the Batch itself is the loop's
+ *       reader (a change of guard.generation unmarks every source); for a
  *       service whose reply is the datagram (echo), a batch whose sources
  *       the guard lets through freely (marked with mark_free(addr)) goes
  *       straight back from the kernel's buffers with no Python object at all,
@@ -28,11 +30,11 @@
  *       sources, some go back through Python; slower, never wrong.
  *
  * Addresses are the tuples socket.recvfrom gives ((host, port) for IPv4,
- * (host, port, flowinfo, scope_id) for IPv6, host from inet_ntop as CPython's). The last CACHE sources are kept, raw and
- * decoded, so a busy port's few sources cost a memcmp, and a reply sent to
- * the very tuple recv() returned is addressed without parsing it again.
- * The socket must be non-blocking calls only (MSG_DONTWAIT), so the GIL is
- * held: each call returns at once.
+ * (host, port, flowinfo, scope_id) for IPv6, host from inet_ntop as CPython's).
+ * They are cached raw and decoded, so a busy port's few sources cost a
+ * memcmp, and a reply sent to the very tuple recv() returned is addressed
+ * without parsing it again. Every call uses MSG_DONTWAIT and returns at
+ * once, so the GIL is held.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h> /* first: its pyconfig.h defines _GNU_SOURCE (recvmmsg) */
@@ -370,7 +372,7 @@ batch_call(Batch *self, PyObject *args, PyObject *kwds)
         return NULL;
     }
     if (self->on_batch == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "call serve(on_batch, budget) first");
+        PyErr_SetString(PyExc_RuntimeError, "call serve(on_batch, budget, guard=None) first");
         return NULL;
     }
     if (self->guard != NULL) {
@@ -440,7 +442,7 @@ batch_serve(Batch *self, PyObject *args)
         return NULL;
     }
     if (!PyCallable_Check(on_batch) || budget < 1) {
-        PyErr_SetString(PyExc_ValueError, "serve(on_batch, budget): a callable and budget >= 1");
+        PyErr_SetString(PyExc_ValueError, "serve(on_batch, budget, guard): a callable and budget >= 1");
         return NULL;
     }
     Py_XSETREF(self->on_batch, Py_NewRef(on_batch));

@@ -9,7 +9,9 @@ accepts up to ``backlog`` sockets before any protocol callback runs, where
 we check the connection caps at accept time (``ConnectionTable``).
 
 Which connection class serves a client is decided once per listener, from
-the protocol's declared traits (``mirrors_input``), never per service name.
+the protocol's declared traits (``mirrors_input``), never per service name,
+and for a mirror from whether the C relay is built (``$SOCKETKIT_MIRROR``
+chooses by hand).
 """
 
 from __future__ import annotations

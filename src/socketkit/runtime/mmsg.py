@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Final, Literal
-
-__all__ = ["ENV", "IO_CHOICES", "SLOTS", "UdpIo", "available", "batcher", "chosen_io"]
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final, Literal
 
 from socketkit.errors import UsageError
 
 if TYPE_CHECKING:
     from socketkit.runtime._mmsg import Batch
+
+__all__ = ["ENV", "IO_CHOICES", "SLOTS", "UdpIo", "available", "batcher", "chosen_io"]
 
 _Batch: type[Batch] | None
 try:  # built by setup.py where a compiler exists (optional=True)

@@ -41,7 +41,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from socketkit.display import escape_payload
 from socketkit.endpoints import format_sockaddr
@@ -53,6 +53,9 @@ from socketkit.runtime.bind import BoundEndpoint
 from socketkit.runtime.guards import UdpGuard
 from socketkit.runtime.mmsg import UdpIo
 from socketkit.runtime.stats import Counters, ServerStatistics
+
+if TYPE_CHECKING:
+    from socketkit.runtime._mmsg import Batch
 
 __all__ = ["MAX_DATAGRAM", "ReplyPolicy", "UdpEndpoint", "allow_all"]
 
@@ -106,10 +109,9 @@ class UdpEndpoint:
         self._fd = -1
         self._access = False
         self._io = mmsg.chosen_io(io)
-        self._batcher: Any = None
+        self._batcher: Batch | None = None
         self._in_c = False
         """The helper is the loop's reader (echo with a guard, no access log)."""
-        """The guard's ``generation`` the helper's free marks were made under."""
         self.batched = False
         """Whether the batched path serves (decided at ``start``)."""
 
@@ -134,12 +136,18 @@ class UdpEndpoint:
             # The helper itself is the loop's reader: a wake-up whose sources
             # are all marked free never runs Python; other batches reach
             # _on_batch. Its counts are folded in by statistics() and close().
-            self._batcher.serve(self._on_batch, self._batch, self._guard)
+            self._helper.serve(self._on_batch, self._batch, self._guard)
             self._in_c = True
-            reader = self._batcher
+            reader = self._helper
         elif self.batched:
             reader = self._on_readable_batched
         self._loop.add_reader(self._fd, reader)
+
+    @property
+    def _helper(self) -> Batch:
+        """The batched path's helper (only asked for once ``start`` chose that path)."""
+        assert self._batcher is not None
+        return self._batcher
 
     def _echoes_in_c(self) -> bool:
         return bool(self._service.mirrors_input) and self._guard is not None and not self._access
@@ -161,7 +169,7 @@ class UdpEndpoint:
     def _fold(self) -> None:
         """Add what the helper echoed on its own to the counters."""
         if self._in_c:
-            received, size, sent, sent_bytes, dropped = self._batcher.take_counts()
+            received, size, sent, sent_bytes, dropped = self._helper.take_counts()
             counters = self.counters
             counters.datagrams_received += received
             counters.bytes_received += size
@@ -266,7 +274,7 @@ class UdpEndpoint:
         ``max_per_wakeup`` datagrams per wake-up, so one port cannot starve
         the loop.
         """
-        recv = self._batcher.recv
+        recv = self._helper.recv
         counters = self.counters
         received = bytes_in = sent = bytes_out = 0
         budget = self._batch
@@ -311,13 +319,12 @@ class UdpEndpoint:
         size = 0
         ledger: list[tuple[Any, int, int, int]] = []
         if (
-            self._service.mirrors_input
+            self._echoes_in_c()
             and guard is not None
-            and not access
             and all(guard.free_pass(addr) for _, addr in datagrams)
         ):
             out = datagrams
-            mark = self._batcher.mark_free
+            mark = self._helper.mark_free
             for data, addr in datagrams:
                 size += len(data)
                 mark(addr)  # next time, C echoes this source itself
@@ -336,7 +343,7 @@ class UdpEndpoint:
                 if access:
                     self._log_batch(out, ledger, None)
                 return size, 0, 0
-        went, went_bytes, failures = self._batcher.send(out)
+        went, went_bytes, failures = self._helper.send(out)
         if failures:
             self._failed(out, failures)
         if access:
