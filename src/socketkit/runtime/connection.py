@@ -110,6 +110,41 @@ class Connection(asyncio.BaseProtocol, ABC):
         return (self.bytes_in, self.bytes_out, self.pending_output())
 
 
+class LazyCounted:
+    """What the two echo mirrors share: bytes counted once in a while, and their end.
+
+    Why: adding to the server's counters on every chunk measured ~2 % of the
+    CPU per small request, so a mirror keeps its own ``bytes_in`` and
+    ``bytes_out`` and ``report`` brings them in (on ``statistics()`` and at
+    the end). The user sets ``_reported = (0, 0)``, ``_counters``,
+    ``_idle``, ``_listener`` and ``closed``.
+    """
+
+    bytes_in: int
+    bytes_out: int
+    _reported: tuple[int, int]
+    _counters: Counters
+    _idle: IdleWatch
+    _listener: ConnectionHost
+    closed: asyncio.Future[None]
+
+    def report(self) -> None:
+        seen = (self.bytes_in, self.bytes_out)
+        before = self._reported
+        if seen != before:
+            self._reported = seen
+            self._counters.bytes_received += seen[0] - before[0]
+            self._counters.bytes_sent += seen[1] - before[1]
+
+    def _ended(self) -> None:
+        """Gone: stop the idle watch, count the bytes, give back the slot, once."""
+        self._idle.stop()
+        self.report()
+        self._listener.connection_closed(self)  # type: ignore[arg-type]
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
 class TransportConnection(Connection):
     """A ``Connection`` over one asyncio transport: the abort, stop and output path both adapters share.
 

@@ -26,7 +26,12 @@ from __future__ import annotations
 import asyncio
 from typing import cast
 
-from socketkit.runtime.connection import ConnectionHost, IdleWatch, TransportConnection
+from socketkit.runtime.connection import (
+    ConnectionHost,
+    IdleWatch,
+    LazyCounted,
+    TransportConnection,
+)
 
 __all__ = ["MIRROR_MIN_CHUNK", "MirrorConnection"]
 
@@ -34,7 +39,7 @@ MIRROR_MIN_CHUNK = 64 * 1024
 """Below this read chunk the lab wants to see each small recv: no fast path then."""
 
 
-class MirrorConnection(asyncio.Protocol, TransportConnection):
+class MirrorConnection(LazyCounted, asyncio.Protocol, TransportConnection):
     """One accepted connection of a mirroring protocol (echo)."""
 
     def __init__(self, listener: ConnectionHost, peer: str, source: str) -> None:
@@ -49,7 +54,7 @@ class MirrorConnection(asyncio.Protocol, TransportConnection):
         self._idle = IdleWatch(self, listener)
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.bytes_in = 0
-        self._reported = 0
+        self._reported = (0, 0)
         """Bytes already added to the server's counters (see ``report``)."""
 
     @property
@@ -89,20 +94,9 @@ class MirrorConnection(asyncio.Protocol, TransportConnection):
             self._transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._idle.stop()
-        self.report()
-        self._listener.connection_closed(self)
-        if not self.closed.done():
-            self.closed.set_result(None)
+        self._ended()
 
     # -- the Connection interface ------------------------------------------------
-
-    def report(self) -> None:
-        new = self.bytes_in - self._reported
-        if new:
-            self._reported = self.bytes_in
-            self._counters.bytes_received += new
-            self._counters.bytes_sent += new
 
     def receive(self, data: bytes) -> None:
         self.data_received(data)

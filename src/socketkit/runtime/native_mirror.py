@@ -31,7 +31,7 @@ import struct
 from typing import TYPE_CHECKING, Final, Literal
 
 from socketkit.errors import UsageError
-from socketkit.runtime.connection import Connection, ConnectionHost, IdleWatch
+from socketkit.runtime.connection import Connection, ConnectionHost, IdleWatch, LazyCounted
 
 if TYPE_CHECKING:
     from socketkit.runtime._mirror import Mirror
@@ -79,7 +79,7 @@ def chosen_mirror() -> MirrorKind:
     return value  # type: ignore[return-value]
 
 
-class NativeMirrorConnection(Connection):
+class NativeMirrorConnection(LazyCounted, Connection):
     """One accepted connection of a mirroring protocol (echo), relayed in C."""
 
     def __init__(self, listener: ConnectionHost, peer: str, source: str) -> None:
@@ -183,21 +183,9 @@ class NativeMirrorConnection(Connection):
         self._gone = True
         if self._sock is not None:
             self._sock.close()
-        self._idle.stop()
-        self.report()
-        self._listener.connection_closed(self)
-        if not self.closed.done():
-            self.closed.set_result(None)
+        self._ended()
 
     # -- the Connection interface --------------------------------------------------
-
-    def report(self) -> None:
-        seen = (self.bytes_in, self.bytes_out)
-        before = self._reported
-        if seen != before:
-            self._reported = seen
-            self._counters.bytes_received += seen[0] - before[0]
-            self._counters.bytes_sent += seen[1] - before[1]
 
     def receive(self, data: bytes) -> None:
         if self._relay is None:
